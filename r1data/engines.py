@@ -1,0 +1,201 @@
+"""Generation engines: offline vLLM (default) and any OpenAI-compatible server, same output."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from r1data.config import GenerateConfig
+from r1data.errors import EngineError
+
+
+@dataclass
+class Completion:
+    text: str
+    num_tokens: int | None
+    finish_reason: str | None
+
+
+def cache_dir() -> Path:
+    """Where vLLM/inductor caches and RPC sockets go: R1DATA_CACHE_DIR, else ./.cache/r1data."""
+    d = Path(os.environ.get("R1DATA_CACHE_DIR") or Path.cwd() / ".cache" / "r1data")
+    d.mkdir(parents=True, exist_ok=True)
+    return d.resolve()
+
+
+def has_gpu() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+
+
+def configure_vllm_env(*, local_model: bool) -> dict[str, str]:
+    """Sane vLLM defaults for a machine without a GPU; the user's own env vars always win."""
+    root = cache_dir()
+    env = {
+        "VLLM_CACHE_ROOT": str(root / "vllm"),
+        "TORCHINDUCTOR_CACHE_DIR": str(root / "inductor"),
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+    }
+    if not os.environ.get("VLLM_RPC_BASE_PATH"):
+        rpc = root / "rpc"
+        rpc.mkdir(exist_ok=True)
+        env["VLLM_RPC_BASE_PATH"] = tempfile.mkdtemp(prefix="vllm-", dir=rpc)
+    if local_model:
+        env["HF_HUB_OFFLINE"] = "1"
+    if not has_gpu():
+        cpus = sorted(os.sched_getaffinity(0))
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        # Without it vLLM asks for 92% of RAM and fails; a tenth of RAM, 1-8 GiB, fits here.
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(int(min(8, max(1, mem_gib // 10))))
+        # vLLM keeps one core for itself by default; binding all doubled throughput on 2 cores.
+        env["VLLM_CPU_OMP_THREADS_BIND"] = f"{cpus[0]}-{cpus[-1]}" if len(cpus) > 1 else "all"
+    applied = {}
+    for k, v in env.items():
+        if k not in os.environ:
+            os.environ[k] = v
+            applied[k] = v
+    return applied
+
+
+class VllmEngine:
+    """The offline `vllm.LLM`; call from under `if __name__ == "__main__"` (vLLM spawns)."""
+
+    name = "vllm"
+
+    def __init__(self, cfg: GenerateConfig):
+        local = Path(cfg.model).exists()
+        if not local and "/" not in cfg.model:
+            raise EngineError(f"model {cfg.model!r}: no such folder (prepare one with "
+                              "`r1data models prepare`)")
+        if local and not (Path(cfg.model) / "config.json").exists():
+            raise EngineError(f"model {cfg.model}: folder has no config.json")
+        self.env = configure_vllm_env(local_model=local)
+        gpu = has_gpu()
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise EngineError(f"vLLM is not importable ({e}); run scripts/setup.sh") from None
+        kwargs = dict(
+            model=cfg.model, seed=cfg.seed, dtype=cfg.dtype,
+            enforce_eager=(not gpu) if cfg.enforce_eager is None else cfg.enforce_eager,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+        )
+        if cfg.max_model_len:
+            kwargs["max_model_len"] = cfg.max_model_len
+        if gpu:
+            kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        else:
+            # Per-request seeds crash vLLM-CPU once a prompt's n requests span scheduler
+            # batches; the engine is seeded instead, and batches are made large.
+            kwargs["max_num_batched_tokens"] = 32768
+        try:
+            self.llm = LLM(**kwargs)
+        except Exception as e:  # vLLM raises many types; the user needs the first line
+            raise EngineError(f"vLLM failed to start on {cfg.model}: "
+                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        self.cfg = cfg
+
+    def generate(self, conversations: list[list[dict]], ns: list[int]) -> list[list[Completion]]:
+        from vllm import SamplingParams
+
+        params = [SamplingParams(n=n, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+                                 max_tokens=self.cfg.max_tokens) for n in ns]
+        outs = self.llm.chat(conversations, params, use_tqdm=False)
+        return [[Completion(o.text, len(o.token_ids), o.finish_reason) for o in out.outputs]
+                for out in outs]
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None and hasattr(llm, "llm_engine"):
+            try:
+                llm.llm_engine.engine_core.shutdown()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+        self.llm = None
+
+
+class OpenAIEngine:
+    """Any OpenAI-compatible server (vllm serve, SGLang, TGI): bounded concurrency, retries."""
+
+    name = "openai"
+
+    def __init__(self, cfg: GenerateConfig):
+        if not cfg.base_url:
+            raise EngineError("the openai engine needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        self.cfg = cfg
+        self.urls = [u.rstrip("/") for u in cfg.base_url]
+        self.tokenizer = None
+        if Path(cfg.model).is_dir():  # count tokens per choice exactly, as vLLM does
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+
+    async def _post(self, client, idx: int, payload: dict) -> dict:
+        import httpx
+
+        delay = 1.0
+        for attempt in range(self.cfg.retries + 1):
+            url = self.urls[(idx + attempt) % len(self.urls)] + "/chat/completions"
+            try:
+                r = await client.post(url, json=payload)
+                if r.status_code < 400:
+                    return r.json()
+                if r.status_code not in (408, 409, 429) and r.status_code < 500:
+                    raise EngineError(f"{url}: HTTP {r.status_code}: {r.text[:200]}")
+                err = f"HTTP {r.status_code}"
+            except (httpx.TransportError, httpx.TimeoutException) as e:
+                err = f"{type(e).__name__}: {e}"
+            if attempt == self.cfg.retries:
+                raise EngineError(f"{url}: gave up after {attempt + 1} tries ({err})")
+            await asyncio.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")
+
+    async def _one(self, client, sem, idx: int, messages: list[dict], n: int) -> list[Completion]:
+        out: list[Completion] = []
+        while len(out) < n:  # servers may cap n; ask again for the rest
+            payload = {"model": self.cfg.model, "messages": messages, "n": n - len(out),
+                       "temperature": self.cfg.temperature, "top_p": self.cfg.top_p,
+                       "max_tokens": self.cfg.max_tokens}
+            async with sem:
+                data = await self._post(client, idx, payload)
+            choices = data.get("choices") or []
+            if not choices:
+                raise EngineError(f"server returned no choices for prompt {idx}")
+            usage = data.get("usage") or {}
+            for c in choices:
+                text = (c.get("message") or {}).get("content") or ""
+                if self.tokenizer is not None:
+                    ntok = len(self.tokenizer(text, add_special_tokens=False).input_ids)
+                else:
+                    ntok = usage.get("completion_tokens") if len(choices) == 1 else None
+                out.append(Completion(text, ntok, c.get("finish_reason")))
+        return out[:n]
+
+    async def _all(self, conversations, ns):
+        import httpx
+
+        sem = asyncio.Semaphore(self.cfg.concurrency)
+        headers = {"Authorization": f"Bearer {self.cfg.api_key}"}
+        async with httpx.AsyncClient(timeout=self.cfg.timeout, headers=headers) as client:
+            return await asyncio.gather(*(self._one(client, sem, i, m, n) for i, (m, n)
+                                          in enumerate(zip(conversations, ns, strict=True))))
+
+    def generate(self, conversations: list[list[dict]], ns: list[int]) -> list[list[Completion]]:
+        return asyncio.run(self._all(conversations, ns))
+
+    def close(self) -> None:
+        pass
+
+
+def make_engine(cfg: GenerateConfig):
+    return {"vllm": VllmEngine, "openai": OpenAIEngine}[cfg.engine](cfg)

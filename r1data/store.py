@@ -1,0 +1,179 @@
+"""The sample store: a directory of Parquet tables, written atomically and never rewritten in place.
+
+Layout (all paths relative to the store root, so the SQL in `sql/` runs from inside it):
+  prompts/part-*.parquet            one row per prompt
+  samples/<run>/shard-*.parquet     one row per completion
+  verdicts/<run>/shard-*.parquet    one row per sample per filter run
+  curated/<name>/part-*.parquet     selected samples
+  runs/<run>.json                   run manifest
+Every table directory holds a 0-row `_schema.parquet` so that globs always match.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from r1data.errors import StoreError
+
+PROMPTS_SCHEMA = pa.schema([
+    ("prompt_id", pa.string()),
+    ("source", pa.string()),
+    ("problem", pa.string()),
+    ("answer", pa.string()),
+    ("domain", pa.string()),
+    ("tests", pa.string()),  # JSON text: assert code or a list of {input, output} cases
+    ("meta", pa.string()),  # JSON text
+])
+
+SAMPLES_SCHEMA = pa.schema([
+    ("run", pa.string()),
+    ("prompt_id", pa.string()),
+    ("sample_idx", pa.int32()),
+    ("completion", pa.string()),
+    ("reasoning", pa.string()),
+    ("final", pa.string()),
+    ("num_tokens", pa.int32()),
+    ("finish_reason", pa.string()),
+    ("model", pa.string()),
+    ("engine", pa.string()),
+    ("temperature", pa.float32()),
+    ("top_p", pa.float32()),
+    ("max_tokens", pa.int32()),
+    ("seed", pa.int64()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+])
+
+VERDICTS_SCHEMA = pa.schema([
+    ("run", pa.string()),
+    ("prompt_id", pa.string()),
+    ("sample_idx", pa.int32()),
+    ("filter_run", pa.string()),  # hash of the filter settings that produced the row
+    ("created_at", pa.timestamp("us", tz="UTC")),
+    ("correct", pa.bool_()),
+    ("format_ok", pa.bool_()),
+    ("keep", pa.bool_()),
+    ("reject_reason", pa.string()),
+])
+
+CURATED_SCHEMA = pa.schema([
+    ("curated", pa.string()),
+    ("run", pa.string()),
+    ("prompt_id", pa.string()),
+    ("sample_idx", pa.int32()),
+])
+
+TABLES = {
+    "prompts": PROMPTS_SCHEMA,
+    "samples": SAMPLES_SCHEMA,
+    "verdicts": VERDICTS_SCHEMA,
+    "curated": CURATED_SCHEMA,
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Run and dataset names become directory names: keep them to a safe alphabet."""
+    if not _NAME.match(name or ""):
+        raise StoreError(f"{kind} name {name!r} must match [A-Za-z0-9][A-Za-z0-9_.-]*")
+    return name
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, metadata: dict | None = None) -> Path:
+    """Write to a temp file in the same directory, fsync, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if metadata:
+        meta = dict(table.schema.metadata or {})
+        meta.update({k.encode(): json.dumps(v).encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(meta)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_json_atomic(obj: dict, path: Path) -> Path:
+    """Manifests are JSON, replaced atomically like shards."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+class Store:
+    """A local sample store directory; created on first use, checked on every open."""
+
+    def __init__(self, root: str | Path, *, create: bool = True):
+        self.root = Path(root).expanduser()
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root}: store path exists and is not a directory")
+        if not self.root.exists():
+            if not create:
+                raise StoreError(f"{self.root}: no such store")
+            self.root.mkdir(parents=True)
+        for name, schema in TABLES.items():
+            marker = self.root / name / "_schema.parquet"
+            if not marker.exists():
+                write_parquet_atomic(schema.empty_table(), marker)
+        (self.root / "runs").mkdir(exist_ok=True)
+
+    # --- paths -------------------------------------------------------------------------------
+    def table_dir(self, table: str, part: str | None = None) -> Path:
+        d = self.root / table
+        return d / check_name(table, part) if part else d
+
+    def shards(self, table: str, part: str | None = None) -> list[Path]:
+        d = self.table_dir(table, part)
+        if not d.exists():
+            return []
+        return sorted(p for p in d.glob("*.parquet") if not p.name.startswith(("_", ".")))
+
+    def new_shard_path(self, table: str, part: str | None = None, prefix: str = "shard") -> Path:
+        return self.table_dir(table, part) / f"{prefix}-{uuid.uuid4().hex[:12]}.parquet"
+
+    def manifest_path(self, run: str) -> Path:
+        return self.root / "runs" / f"{check_name('run', run)}.json"
+
+    # --- reading -----------------------------------------------------------------------------
+    def read(self, table: str, part: str | None = None, columns: Iterable[str] | None = None
+             ) -> pa.Table:
+        """Read every shard of a table (or one run of it) into one Arrow table."""
+        files = self.shards(table, part)
+        if not files:
+            schema = TABLES[table]
+            if columns:
+                schema = pa.schema([schema.field(c) for c in columns if c in schema.names])
+            return schema.empty_table()
+        cols = list(columns) if columns else None
+        parts = [pq.read_table(f, columns=cols) for f in files]
+        return pa.concat_tables(parts, promote_options="default")
+
+    def read_manifest(self, run: str) -> dict | None:
+        p = self.manifest_path(run)
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def runs(self) -> list[str]:
+        d = self.root / "samples"
+        return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
+
+    # --- writing -----------------------------------------------------------------------------
+    def write_shard(self, table: str, rows: pa.Table, part: str | None = None,
+                    metadata: dict | None = None, prefix: str = "shard") -> Path:
+        return write_parquet_atomic(rows, self.new_shard_path(table, part, prefix), metadata)
+
+    def write_manifest(self, run: str, manifest: dict) -> Path:
+        return write_json_atomic(manifest, self.manifest_path(run))
