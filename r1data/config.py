@@ -44,6 +44,7 @@ class GenerateConfig(BaseModel):
     # openai engine
     base_url: list[str] = Field(default_factory=list)  # one or more servers, round-robin
     api_key: str = "EMPTY"
+    served_model: str | None = None  # model name the server knows, if not `model`
     concurrency: int = Field(8, ge=1)
     timeout: float = Field(600.0, gt=0)  # seconds per request
     retries: int = Field(4, ge=0)

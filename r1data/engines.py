@@ -66,18 +66,27 @@ def configure_vllm_env(*, local_model: bool) -> dict[str, str]:
     return applied
 
 
+def check_model(cfg: GenerateConfig) -> None:
+    """Fail before any work on a model vLLM could not load: not a folder, and not a hub id."""
+    if cfg.engine != "vllm":
+        return
+    path = Path(cfg.model)
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise EngineError(f"model {cfg.model}: folder has no config.json")
+    elif cfg.model.startswith((".", "/", "~")) or cfg.model.count("/") != 1:
+        raise EngineError(f"model {cfg.model!r}: no such folder (prepare one with "
+                          "`r1data models prepare`, or give a local HF folder)")
+
+
 class VllmEngine:
     """The offline `vllm.LLM`; call from under `if __name__ == "__main__"` (vLLM spawns)."""
 
     name = "vllm"
 
     def __init__(self, cfg: GenerateConfig):
+        check_model(cfg)
         local = Path(cfg.model).exists()
-        if not local and "/" not in cfg.model:
-            raise EngineError(f"model {cfg.model!r}: no such folder (prepare one with "
-                              "`r1data models prepare`)")
-        if local and not (Path(cfg.model) / "config.json").exists():
-            raise EngineError(f"model {cfg.model}: folder has no config.json")
         self.env = configure_vllm_env(local_model=local)
         gpu = has_gpu()
         try:
@@ -104,11 +113,13 @@ class VllmEngine:
                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
         self.cfg = cfg
 
-    def generate(self, conversations: list[list[dict]], ns: list[int]) -> list[list[Completion]]:
+    def generate(self, conversations: list[list[dict]], ns: list[int],
+                 cfg: GenerateConfig | None = None) -> list[list[Completion]]:
         from vllm import SamplingParams
 
-        params = [SamplingParams(n=n, temperature=self.cfg.temperature, top_p=self.cfg.top_p,
-                                 max_tokens=self.cfg.max_tokens) for n in ns]
+        cfg = cfg or self.cfg
+        params = [SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p,
+                                 max_tokens=cfg.max_tokens) for n in ns]
         outs = self.llm.chat(conversations, params, use_tqdm=False)
         return [[Completion(o.text, len(o.token_ids), o.finish_reason) for o in out.outputs]
                 for out in outs]
@@ -133,6 +144,8 @@ class OpenAIEngine:
             raise EngineError("the openai engine needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         self.cfg = cfg
         self.urls = [u.rstrip("/") for u in cfg.base_url]
+        # vLLM serves a folder under its path unless --served-model-name says otherwise.
+        self.served_model = cfg.served_model or cfg.model
         self.tokenizer = None
         if Path(cfg.model).is_dir():  # count tokens per choice exactly, as vLLM does
             from transformers import AutoTokenizer
@@ -160,12 +173,13 @@ class OpenAIEngine:
             delay = min(delay * 2, 30.0)
         raise AssertionError("unreachable")
 
-    async def _one(self, client, sem, idx: int, messages: list[dict], n: int) -> list[Completion]:
+    async def _one(self, client, sem, idx: int, messages: list[dict], n: int,
+                   cfg: GenerateConfig) -> list[Completion]:
         out: list[Completion] = []
         while len(out) < n:  # servers may cap n; ask again for the rest
-            payload = {"model": self.cfg.model, "messages": messages, "n": n - len(out),
-                       "temperature": self.cfg.temperature, "top_p": self.cfg.top_p,
-                       "max_tokens": self.cfg.max_tokens}
+            payload = {"model": self.served_model, "messages": messages, "n": n - len(out),
+                       "temperature": cfg.temperature, "top_p": cfg.top_p,
+                       "max_tokens": cfg.max_tokens, "return_token_ids": True}
             async with sem:
                 data = await self._post(client, idx, payload)
             choices = data.get("choices") or []
@@ -174,24 +188,29 @@ class OpenAIEngine:
             usage = data.get("usage") or {}
             for c in choices:
                 text = (c.get("message") or {}).get("content") or ""
-                if self.tokenizer is not None:
+                if c.get("token_ids") is not None:  # vLLM's extension: the exact count
+                    ntok = len(c["token_ids"])
+                elif len(choices) == 1 and usage.get("completion_tokens") is not None:
+                    ntok = usage["completion_tokens"]
+                elif self.tokenizer is not None:  # re-encoding may differ by a few tokens
                     ntok = len(self.tokenizer(text, add_special_tokens=False).input_ids)
                 else:
-                    ntok = usage.get("completion_tokens") if len(choices) == 1 else None
+                    ntok = None
                 out.append(Completion(text, ntok, c.get("finish_reason")))
         return out[:n]
 
-    async def _all(self, conversations, ns):
+    async def _all(self, conversations, ns, cfg):
         import httpx
 
         sem = asyncio.Semaphore(self.cfg.concurrency)
         headers = {"Authorization": f"Bearer {self.cfg.api_key}"}
         async with httpx.AsyncClient(timeout=self.cfg.timeout, headers=headers) as client:
-            return await asyncio.gather(*(self._one(client, sem, i, m, n) for i, (m, n)
+            return await asyncio.gather(*(self._one(client, sem, i, m, n, cfg) for i, (m, n)
                                           in enumerate(zip(conversations, ns, strict=True))))
 
-    def generate(self, conversations: list[list[dict]], ns: list[int]) -> list[list[Completion]]:
-        return asyncio.run(self._all(conversations, ns))
+    def generate(self, conversations: list[list[dict]], ns: list[int],
+                 cfg: GenerateConfig | None = None) -> list[list[Completion]]:
+        return asyncio.run(self._all(conversations, ns, cfg or self.cfg))
 
     def close(self) -> None:
         pass

@@ -108,10 +108,11 @@ def generate(store: Store, cfg: GenerateConfig, run: str, *, where: str | None =
     """Generate what the run is missing; a rerun after a kill picks up at the first lost shard."""
     from tqdm import tqdm
 
-    from r1data.engines import make_engine
+    from r1data.engines import check_model, make_engine
     from r1data.filters.extract import split_think
 
     check_name("run", run)
+    check_model(cfg)
     prompts = select_prompts(store, where=where, sources=sources, limit=limit)
     if not prompts:
         raise InputError("no prompts match (add some with `r1data prompts add` or "
@@ -141,7 +142,7 @@ def generate(store: Store, cfg: GenerateConfig, run: str, *, where: str | None =
         for i in range(0, len(todo), cfg.shard_prompts):
             chunk = todo[i:i + cfg.shard_prompts]
             convs = [build_messages(p["problem"], p["domain"], cfg) for p, _ in chunk]
-            outs = engine.generate(convs, [len(m) for _, m in chunk])
+            outs = engine.generate(convs, [len(m) for _, m in chunk], cfg)
             now = dt.datetime.now(dt.UTC)
             rows = []
             for (p, missing), comps in zip(chunk, outs, strict=True):

