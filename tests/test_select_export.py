@@ -1,0 +1,169 @@
+"""Selection policy and Hugging Face export over a store with hand-made verdicts."""
+
+import datetime as dt
+import json
+
+import datasets
+import pyarrow as pa
+import pytest
+
+from r1data.errors import ConfigError, InputError
+from r1data.export import export
+from r1data.filters.select import SelectConfig, select
+from r1data.prompts import ingest_synth
+from r1data.store import SAMPLES_SCHEMA, VERDICTS_SCHEMA
+
+
+BASE = " ".join(f"w{j}" for j in range(30))  # shared reasoning: samples overlap heavily
+
+
+def completion(i: int, answer: str, pad: int = 0) -> str:
+    """Sample i adds 4*pad words of its own, so it drifts further from sample 0 as i grows."""
+    own = " ".join(f"s{i}_{j}" for j in range(4 * pad))
+    return f"<think>\n{BASE} {own}\n</think>\n\\boxed{{{answer}}}"
+
+
+def fill(store, keep_counts: list[int], n: int = 8, dup_texts: bool = False):
+    """Prompts whose first keep_counts[k] samples are kept; optional duplicate texts."""
+    from r1data.filters.extract import split_think
+
+    ingest_synth(store, ["arithmetic"], len(keep_counts), 0, 1)
+    prompts = sorted(store.read("prompts").to_pylist(), key=lambda r: r["prompt_id"])
+    now = dt.datetime.now(dt.UTC)
+    samples, verdicts = [], []
+    for k, p in enumerate(prompts):
+        for i in range(n):
+            j = 0 if dup_texts and i < 3 else i
+            text = completion(j, p["answer"], pad=j)
+            reasoning, final = split_think(text)
+            samples.append({"run": "r", "prompt_id": p["prompt_id"], "sample_idx": i,
+                            "completion": text, "reasoning": reasoning, "final": final,
+                            "num_tokens": 10 + i, "finish_reason": "stop", "created_at": now,
+                            "model": "m", "temperature": 0.6, "top_p": 0.95})
+            ok = i < keep_counts[k]
+            verdicts.append({"run": "r", "prompt_id": p["prompt_id"], "sample_idx": i,
+                             "filter_run": "f", "created_at": now, "correct": ok,
+                             "format_ok": True, "keep": ok,
+                             "reject_reason": None if ok else "incorrect"})
+    store.write_shard("samples", pa.Table.from_pylist(samples, schema=SAMPLES_SCHEMA), "r")
+    store.write_shard("verdicts", pa.Table.from_pylist(verdicts, schema=VERDICTS_SCHEMA), "r")
+    return prompts
+
+
+def curated_rows(store, name):
+    t = store.read("curated", name).to_pylist()
+    return sorted((r["prompt_id"], r["sample_idx"]) for r in t)
+
+
+def test_shortest_k_per_prompt(store):
+    prompts = fill(store, [8, 2, 0])
+    rep = select(store, "r", "c", SelectConfig(k=3))
+    assert (rep.candidates, rep.kept, rep.prompts_out, rep.dropped_over_k) == (10, 5, 2, 5)
+    got = curated_rows(store, "c")
+    full = [p["prompt_id"] for p in prompts][0]
+    assert [i for pid, i in got if pid == full] == [0, 1, 2]  # the three shortest
+
+
+def test_pass_rate_band_drops_too_easy_and_too_hard(store):
+    fill(store, [8, 4, 1, 0])
+    rep = select(store, "r", "band", SelectConfig(k=8, min_pass_rate=0.2, max_pass_rate=0.9))
+    assert rep.prompts_in == 3 and rep.dropped_band == 2 and rep.prompts_out == 1
+    assert rep.kept == 4
+
+
+def test_exact_duplicates_dropped(store):
+    fill(store, [8], dup_texts=True)
+    rep = select(store, "r", "d", SelectConfig(k=8, near_dup_threshold=1.01))
+    texts = [r["completion"] for r in store.read("samples", "r").to_pylist()]
+    assert len(set(texts)) < 8
+    assert rep.dropped_exact_dup == 8 - len(set(texts)) and rep.kept == len(set(texts))
+
+
+def test_near_duplicates_dropped(store):
+    fill(store, [8])
+    loose = select(store, "r", "loose", SelectConfig(k=8, near_dup_threshold=1.01))
+    tight = select(store, "r", "tight", SelectConfig(k=8, near_dup_threshold=0.3))
+    assert loose.kept == 8 and loose.dropped_near_dup == 0
+    assert tight.dropped_near_dup > 0 and tight.kept == 8 - tight.dropped_near_dup
+
+
+def test_diverse_and_random_policies_differ_from_shortest(store):
+    fill(store, [8])
+    select(store, "r", "s", SelectConfig(k=2, near_dup_threshold=1.01))
+    select(store, "r", "d", SelectConfig(k=2, policy="diverse", near_dup_threshold=1.01))
+    assert [i for _, i in curated_rows(store, "s")] == [0, 1]
+    assert [i for _, i in curated_rows(store, "d")] == [0, 7]  # farthest from the first
+
+
+def test_decontamination_drops_prompts_sharing_ngrams(store, tmp_path):
+    prompts = fill(store, [8, 8])
+    evalf = tmp_path / "eval.jsonl"
+    evalf.write_text(json.dumps({"question": prompts[0]["problem"]}) + "\n")
+    rep = select(store, "r", "clean", SelectConfig(k=1, decontaminate=[str(evalf)], ngram=8))
+    assert rep.dropped_contaminated == 1
+    assert {pid for pid, _ in curated_rows(store, "clean")} == {prompts[1]["prompt_id"]}
+
+
+def test_bad_select_arguments(store):
+    with pytest.raises(ConfigError):
+        SelectConfig(policy="best")
+    with pytest.raises(ConfigError):
+        SelectConfig(min_pass_rate=0.8, max_pass_rate=0.2)
+    with pytest.raises(InputError, match="no verdicts"):
+        select(store, "r", "c")
+
+
+@pytest.fixture
+def curated_store(store):
+    fill(store, [8, 6, 4, 3, 2, 8, 8, 8, 1, 5])
+    select(store, "r", "cur", SelectConfig(k=2))
+    return store
+
+
+def test_export_sft_loads_both_ways(curated_store, tmp_path):
+    out = tmp_path / "sft"
+    info = export(curated_store, "cur", out, fmt="sft", test_size=0.3)
+    dd = datasets.load_from_disk(str(out))
+    assert set(dd) == {"train", "test"} and len(dd["train"]) + len(dd["test"]) == 19
+    assert info["train"] == len(dd["train"])
+    train_ids = set(dd["train"]["prompt_id"])
+    assert not train_ids & set(dd["test"]["prompt_id"])  # split by prompt
+    msg = dd["train"][0]["messages"]
+    assert [m["role"] for m in msg] == ["user", "assistant"]
+    assert msg[1]["content"].startswith("<think>\n") and "</think>\n\n\\boxed{" in msg[1]["content"]
+    pq = datasets.load_dataset("parquet", data_files={
+        "train": str(out / "data" / "train.parquet"), "test": str(out / "data" / "test.parquet")})
+    assert pq["train"]["messages"] == dd["train"]["messages"]
+    card = (out / "README.md").read_text()
+    assert "temperature=0.6" not in card  # no generation manifest in this hand-made store
+    assert "| synth/arithmetic | kept | 53 |" in card
+    assert "| synth/arithmetic | incorrect | 27 |" in card
+    assert f"- train: {len(dd['train'])} rows" in card
+
+
+def test_export_grpo_one_row_per_prompt(curated_store, tmp_path):
+    out = tmp_path / "grpo"
+    export(curated_store, "cur", out, fmt="grpo", test_size=0.0)
+    dd = datasets.load_from_disk(str(out))
+    assert set(dd) == {"train"}  # test_size=0: no empty split written
+    ds = dd["train"]
+    assert len(ds) == 10 == len(set(ds["prompt_id"]))
+    assert set(ds.column_names) >= {"prompt", "answer", "domain", "tests"}
+    assert ds[0]["prompt"][0]["role"] == "user" and ds[0]["answer"]
+
+
+def test_export_push_to_hub_is_called(curated_store, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub",
+                        lambda self, repo, **kw: calls.append(("push", repo, dict(self))))
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_file",
+                        lambda self, **kw: calls.append(("card", kw["repo_id"])))
+    export(curated_store, "cur", tmp_path / "o", push_to_hub="me/r1-data")
+    assert [c[:2] for c in calls] == [("push", "me/r1-data"), ("card", "me/r1-data")]
+
+
+def test_export_missing_curated_set(store, tmp_path):
+    with pytest.raises(InputError, match="empty or missing"):
+        export(store, "nope", tmp_path / "o")
