@@ -158,7 +158,8 @@ def generate(
 
     cfg = load_config(GenerateConfig, config, model=resolve(model), engine=engine, n=n,
                       temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
-                      system_prompt=R1_SYSTEM_PROMPT if system_prompt is None else (system_prompt or None),
+                      system_prompt=R1_SYSTEM_PROMPT if system_prompt is None
+                      else (system_prompt or None),
                       shard_prompts=shard_prompts,
                       max_model_len=max_model_len, enforce_eager=enforce_eager,
                       base_url=base_url or None, concurrency=concurrency)
@@ -196,6 +197,58 @@ def query(
         rel.show(max_rows=max_rows, max_width=200)
 
 
+# --- select / export ----------------------------------------------------------------------------
+@app.command("select")
+def select_cmd(
+    store: StoreOpt,
+    run: Annotated[str, typer.Option(help="Filtered run to select from.")],
+    name: Annotated[str, typer.Option(help="Name of the curated set.")],
+    k: Annotated[int, typer.Option(help="Samples kept per prompt.")] = 4,
+    policy: Annotated[str, typer.Option(help="shortest, random or diverse.")] = "shortest",
+    min_pass_rate: Annotated[float, typer.Option(help="Drop prompts solved less often.")] = 0.0,
+    max_pass_rate: Annotated[float, typer.Option(help="Drop prompts solved more often.")] = 1.0,
+    near_dup: Annotated[float, typer.Option(help="Jaccard (word 5-grams) counted as duplicate."
+                                            )] = 0.9,
+    decontaminate: Annotated[list[str] | None, typer.Option(
+        help="Evaluation file(s); prompts sharing an n-gram with them are dropped.")] = None,
+    ngram: Annotated[int, typer.Option(help="n for decontamination.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the random policy.")] = 0,
+):
+    """Keep at most K passing samples per prompt, without duplicates.
+
+    Example: r1data select --store st --run teacher --name cur --k 4 --min-pass-rate 0.1
+    """
+    from dataclasses import asdict
+
+    from r1data.filters.select import SelectConfig, select
+
+    cfg = SelectConfig(k=k, policy=policy, min_pass_rate=min_pass_rate,
+                       max_pass_rate=max_pass_rate, near_dup_threshold=near_dup,
+                       decontaminate=decontaminate or [], ngram=ngram, seed=seed)
+    _echo(asdict(select(_store(store, create=False), run, name, cfg)))
+
+
+@app.command("export")
+def export_cmd(
+    store: StoreOpt,
+    curated: Annotated[str, typer.Option(help="Curated set to export.")],
+    out: Annotated[Path, typer.Option(help="Output folder (save_to_disk + data/*.parquet).")],
+    fmt: Annotated[str, typer.Option("--format", help="sft (messages) or grpo (prompt, answer)."
+                                     )] = "sft",
+    test_size: Annotated[float, typer.Option(help="Fraction of prompts in the test split.")
+                         ] = 0.1,
+    push_to_hub: Annotated[str | None, typer.Option(help="Also push to this hub repo.")] = None,
+):
+    """Write a Hugging Face DatasetDict (train/test) with a dataset card.
+
+    Example: r1data export --store st --curated cur --format sft --out data/sft
+    """
+    from r1data.export import export
+
+    _echo(export(_store(store, create=False), curated, out, fmt=fmt, test_size=test_size,
+                 push_to_hub=push_to_hub))
+
+
 @app.command("sql-path")
 def sql_path():
     """Folder of the shipped SQL (for the duckdb CLI: cd STORE && duckdb -init PATH/views.sql)."""
@@ -208,17 +261,14 @@ def _mount_optional() -> None:
     """Stages whose modules may be absent in a partial install still leave the CLI working."""
     import importlib
 
-    for mod, name in (("r1data.trainers.cli", "train"), ("r1data.filters.cli", None)):
+    for mod, name in (("r1data.trainers.cli", "train"),):
         try:
             sub = importlib.import_module(mod)
         except ModuleNotFoundError as e:
             if e.name != mod:
                 raise
             continue
-        if name:
-            app.add_typer(sub.app, name=name)
-        else:
-            sub.register(app)
+        app.add_typer(sub.app, name=name)
 
 
 def main() -> None:

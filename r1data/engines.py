@@ -43,6 +43,7 @@ def configure_vllm_env(*, local_model: bool) -> dict[str, str]:
         "VLLM_CACHE_ROOT": str(root / "vllm"),
         "TORCHINDUCTOR_CACHE_DIR": str(root / "inductor"),
         "VLLM_NO_USAGE_STATS": "1",
+        "VLLM_LOGGING_LEVEL": "WARNING",  # keep the progress bar readable
         "DO_NOT_TRACK": "1",
     }
     if not os.environ.get("VLLM_RPC_BASE_PATH"):

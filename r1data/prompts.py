@@ -72,16 +72,14 @@ def _read_csv(path: Path):
         row = data[: e.start].count(b"\n")  # header is line 1, so data row = newlines before
         raise InputError(f"not valid UTF-8 ({e.reason} at byte {e.start})",
                          path=str(path), row=row) from None
-    for i, rec in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=1):
-        yield i, rec
+    yield from enumerate(csv.DictReader(io.StringIO(text, newline="")), start=1)
 
 
 def _read_arrow(table: pa.Table, path: str):
     for name, typ in zip(table.schema.names, table.schema.types, strict=True):
         if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
             raise InputError(f"binary column, expected text ({typ})", path=path, field=name)
-    for i, rec in enumerate(table.to_pylist(), start=1):
-        yield i, rec
+    yield from enumerate(table.to_pylist(), start=1)
 
 
 def _read_parquet(path: Path):
@@ -211,7 +209,7 @@ def normalise(records, *, source: str, where: str, mapping: dict[str, str] | Non
 
 
 def add_rows(store: Store, rows: list[dict], report: IngestReport) -> IngestReport:
-    """Append the new prompts as one Parquet part; duplicates (in the batch or the store) dropped."""
+    """Append new prompts as one Parquet part; duplicates (in the batch or the store) dropped."""
     existing = set(store.read("prompts", columns=["prompt_id"]).column("prompt_id").to_pylist())
     fresh, seen = [], set()
     for r in rows:

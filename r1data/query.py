@@ -26,7 +26,8 @@ def reports() -> list[str]:
 def connect(store: Store) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory DuckDB with the store's views; relative paths resolve in the store."""
     con = duckdb.connect()
-    con.execute(f"SET file_search_path = '{str(store.root.resolve()).replace(chr(39), chr(39) * 2)}'")
+    root = str(store.root.resolve()).replace("'", "''")
+    con.execute(f"SET file_search_path = '{root}'")
     con.execute(sql_text("views"))
     return con
 

@@ -87,7 +87,7 @@ def check_name(kind: str, name: str) -> str:
 
 
 def write_parquet_atomic(table: pa.Table, path: Path, metadata: dict | None = None) -> Path:
-    """Write to a temp file in the same directory, fsync, then rename: readers never see half a file."""
+    """Temp file in the same directory, fsync, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if metadata:
         meta = dict(table.schema.metadata or {})

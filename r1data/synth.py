@@ -78,7 +78,7 @@ _MAKERS = {"arithmetic": _arithmetic, "expression": _expression, "countdown": _c
 
 def synth_prompts(kinds: list[str] | tuple[str, ...] = KINDS, n: int = 16, *, seed: int = 0,
                   level: int = 1) -> list[dict]:
-    """n prompts per kind, reproducible from the seed; rows match the prompts table (meta as JSON)."""
+    """n prompts per kind, reproducible from the seed; rows fit the prompts table (meta as JSON)."""
     from r1data.errors import ConfigError
 
     unknown = [k for k in kinds if k not in _MAKERS]

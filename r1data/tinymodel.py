@@ -1,7 +1,8 @@
 """Tiny Llama models built locally: tests and demos need a real model folder without a hub.
 
 Llama, not Qwen2: transformers 5 forces AutoTokenizer on a `qwen2` folder to rebuild a
-Qwen2Tokenizer whose ids differ from the saved tokenizer.json; for `llama` it loads the file as written.
+Qwen2Tokenizer whose ids differ from the saved tokenizer.json; for `llama` it loads the file as
+written.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def build_tiny_model(
     vocab_size: int = 512,
     seed: int = 0,
 ) -> Path:
-    """Write a randomly initialised Llama model + tokenizer folder that vLLM and transformers load."""
+    """A randomly initialised Llama + tokenizer folder that vLLM and transformers both load."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 

@@ -55,7 +55,8 @@ def _bad_inputs(tmp_path):
     empty = write_jsonl(tmp_path / "empty.jsonl", [{"problem": "ok", "answer": "1"},
                                                    {"problem": "  ", "answer": "2"}])
     bad_utf8 = tmp_path / "bad.jsonl"
-    bad_utf8.write_bytes(b'{"problem": "ok", "answer": "1"}\n{"problem": "caf\xe9", "answer": "2"}\n')
+    bad_utf8.write_bytes(b'{"problem": "ok", "answer": "1"}\n'
+                         b'{"problem": "caf\xe9", "answer": "2"}\n')
     unreadable = tmp_path / "locked.jsonl"
     unreadable.write_text('{"problem": "x", "answer": "1"}\n')
     unreadable.chmod(0)
