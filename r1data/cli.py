@@ -197,7 +197,36 @@ def query(
         rel.show(max_rows=max_rows, max_width=200)
 
 
-# --- select / export ----------------------------------------------------------------------------
+# --- filter / select / export -------------------------------------------------------------------
+@app.command("filter")
+def filter_cmd(
+    store: StoreOpt,
+    run: Annotated[str, typer.Option(help="Run whose samples get verdicts.")],
+    filters: Annotated[str, typer.Option(help="Checks that decide keep: correct, format, "
+                                         "language.")] = "correct,format,language",
+    target_language: Annotated[str, typer.Option(help="ISO code of the language to keep.")
+                               ] = "en",
+    min_consistency: Annotated[float, typer.Option(
+        help="Min share of target-language words in the chain of thought (R1 §2.3.2).")] = 0.9,
+    timeout: Annotated[float, typer.Option(help="Seconds per math or code check.")] = 5.0,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
+    progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
+):
+    """Verdicts (correct, format, language, repetition -> keep, reject_reason) for a run.
+
+    Example: r1data filter --store st --run teacher --target-language en
+    """
+    from dataclasses import asdict
+
+    from r1data.filters.run import FilterConfig, filter_run
+
+    cfg = FilterConfig(checks=[f.strip() for f in filters.split(",") if f.strip()],
+                       target_language=target_language, min_consistency=min_consistency,
+                       timeout=timeout, workers=workers)
+    _echo(asdict(filter_run(_store(store, create=False), run, cfg, progress=progress)))
+
+
+
 @app.command("select")
 def select_cmd(
     store: StoreOpt,
@@ -247,6 +276,30 @@ def export_cmd(
 
     _echo(export(_store(store, create=False), curated, out, fmt=fmt, test_size=test_size,
                  push_to_hub=push_to_hub))
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[str, typer.Option(help="Model folder (or a prepared name) to evaluate.")],
+    data: Annotated[Path, typer.Option(help="GRPO-format dataset folder (prompt, answer).")],
+    store: StoreOpt,
+    k: Annotated[int, typer.Option(help="Samples per prompt (R1: 64).")] = 64,
+    split: Annotated[str, typer.Option(help="Split to evaluate.")] = "test",
+    run: Annotated[str | None, typer.Option(help="Run name (default: eval-MODEL-DATA).")
+                   ] = None,
+    max_tokens: Annotated[int, typer.Option(help="Max new tokens per sample.")] = 1024,
+    seed: Annotated[int, typer.Option(help="Engine seed.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
+):
+    """pass@1 (mean over k samples at T=0.6, top-p 0.95), cons@k and pass@k; kept in the store.
+
+    Example: r1data eval --model runs/student --data data/grpo --store st --k 64
+    """
+    from r1data.evaluate import evaluate
+    from r1data.models import resolve
+
+    _echo(evaluate(_store(store), resolve(model), data, k=k, split=split, run=run,
+                   max_tokens=max_tokens, seed=seed, progress=progress))
 
 
 @app.command("sql-path")

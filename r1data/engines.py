@@ -46,10 +46,12 @@ def configure_vllm_env(*, local_model: bool) -> dict[str, str]:
         "VLLM_LOGGING_LEVEL": "WARNING",  # keep the progress bar readable
         "DO_NOT_TRACK": "1",
     }
-    if not os.environ.get("VLLM_RPC_BASE_PATH"):
-        rpc = root / "rpc"
-        rpc.mkdir(exist_ok=True)
-        env["VLLM_RPC_BASE_PATH"] = tempfile.mkdtemp(prefix="vllm-", dir=rpc)
+    # A private temp dir for RPC sockets and the vllm_dist_* files vLLM leaves in $TMPDIR; the
+    # engine removes it on close. A TMPDIR the user chose is respected.
+    (root / "tmp").mkdir(exist_ok=True)
+    private = tempfile.mkdtemp(prefix="vllm-", dir=root / "tmp")
+    env["VLLM_RPC_BASE_PATH"] = private
+    env["TMPDIR"] = private
     if local_model:
         env["HF_HUB_OFFLINE"] = "1"
     if not has_gpu():
@@ -59,7 +61,7 @@ def configure_vllm_env(*, local_model: bool) -> dict[str, str]:
         env["VLLM_CPU_KVCACHE_SPACE"] = str(int(min(8, max(1, mem_gib // 10))))
         # vLLM keeps one core for itself by default; binding all doubled throughput on 2 cores.
         env["VLLM_CPU_OMP_THREADS_BIND"] = f"{cpus[0]}-{cpus[-1]}" if len(cpus) > 1 else "all"
-    applied = {}
+    applied = {"private_tmp": private}
     for k, v in env.items():
         if k not in os.environ:
             os.environ[k] = v
@@ -89,6 +91,7 @@ class VllmEngine:
         check_model(cfg)
         local = Path(cfg.model).exists()
         self.env = configure_vllm_env(local_model=local)
+        self.private_tmp = self.env["private_tmp"]
         gpu = has_gpu()
         try:
             from vllm import LLM
@@ -133,6 +136,14 @@ class VllmEngine:
             except Exception:  # noqa: BLE001 - best effort at exit
                 pass
         self.llm = None
+        if self.private_tmp:
+            import shutil
+
+            shutil.rmtree(self.private_tmp, ignore_errors=True)
+            for k in ("TMPDIR", "VLLM_RPC_BASE_PATH"):  # the next engine makes its own
+                if os.environ.get(k) == self.private_tmp:
+                    del os.environ[k]
+            self.private_tmp = None
 
 
 class OpenAIEngine:

@@ -57,10 +57,16 @@ VERDICTS_SCHEMA = pa.schema([
     ("sample_idx", pa.int32()),
     ("filter_run", pa.string()),  # hash of the filter settings that produced the row
     ("created_at", pa.timestamp("us", tz="UTC")),
-    ("correct", pa.bool_()),
+    ("answer", pa.string()),  # extracted final answer (cons@k votes on it)
+    ("correct", pa.bool_()),  # None: could not be verified (no gold, time limit)
     ("format_ok", pa.bool_()),
+    ("format_reason", pa.string()),
+    ("repetition", pa.float32()),
+    ("lang", pa.string()),
+    ("lang_prob", pa.float32()),
+    ("lang_consistency", pa.float32()),
     ("keep", pa.bool_()),
-    ("reject_reason", pa.string()),
+    ("reject_reason", pa.string()),  # first failing check, snake_case
 ])
 
 CURATED_SCHEMA = pa.schema([

@@ -1,0 +1,190 @@
+"""`r1data filter`: verdicts for every sample of a run, one verdict shard per sample shard.
+
+Streams one sample shard at a time (bounded memory), writes its verdict shard atomically, and on a
+rerun skips shards whose verdicts for the same settings exist, so a killed job resumes. Math is
+checked once per distinct (gold, extracted answer) in a process pool that bounds every check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import pyarrow as pa
+
+from r1data.errors import ConfigError, InputError
+from r1data.store import VERDICTS_SCHEMA, Store, check_name, write_parquet_atomic
+
+CHECKS = ("correct", "format", "language")
+
+
+@dataclass
+class FilterConfig:
+    checks: list[str] = field(default_factory=lambda: list(CHECKS))  # which decide `keep`
+    target_language: str = "en"  # R1 §2.3.2: answer and chain of thought in the user's language
+    min_consistency: float = 0.9  # share of target-language words in the chain of thought
+    timeout: float = 5.0  # seconds per symbolic or code check
+    workers: int | None = None  # processes for math checks (default: all cores)
+
+    def __post_init__(self):
+        unknown = [c for c in self.checks if c not in CHECKS]
+        if unknown:
+            raise ConfigError(f"unknown filter(s) {unknown}; known: {', '.join(CHECKS)}")
+
+    def run_id(self) -> str:
+        blob = json.dumps({k: v for k, v in asdict(self).items() if k != "workers"},
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+@dataclass
+class FilterReport:
+    run: str
+    filter_run: str
+    shards: int = 0
+    shards_done_before: int = 0
+    total: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def _tests_of(tests: str | None):
+    if not tests:
+        return None, None
+    try:
+        obj = json.loads(tests)
+    except json.JSONDecodeError:
+        return tests, None  # plain assert code
+    if isinstance(obj, dict):
+        return obj.get("test"), obj.get("entry_point")
+    return obj, None
+
+
+def correctness(rows: list[dict], cfg: FilterConfig) -> list[bool | None]:
+    """Per sample: math via the batch verifier, countdown by safe arithmetic, code in a sandbox."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from r1data.filters import logic
+    from r1data.filters import math as math_v
+
+    out: list[bool | None] = [None] * len(rows)
+    math_idx = [i for i, r in enumerate(rows) if r["domain"] == "math" and r["gold"]]
+    if math_idx:
+        verdicts = math_v.verify_batch([rows[i]["completion"] for i in math_idx],
+                                       [rows[i]["gold"] for i in math_idx],
+                                       timeout=cfg.timeout, workers=cfg.workers)
+        for i, v in zip(math_idx, verdicts, strict=True):
+            out[i] = v
+    for i, r in enumerate(rows):
+        if r["domain"] == "countdown":
+            meta = json.loads(r["meta"] or "{}")
+            if "numbers" in meta and "target" in meta:
+                out[i] = logic.countdown_correct(r["completion"], meta["numbers"], meta["target"])
+    code_idx = [i for i, r in enumerate(rows) if r["domain"] == "code" and r["tests"]]
+    if code_idx:
+        from r1data.filters import code
+
+        def one(i):
+            tests, entry = _tests_of(rows[i]["tests"])
+            return code.code_correct(rows[i]["completion"], tests, entry_point=entry,
+                                     timeout=cfg.timeout)
+
+        with ThreadPoolExecutor(max_workers=cfg.workers or os.cpu_count() or 1) as pool:
+            for i, v in zip(code_idx, pool.map(one, code_idx), strict=True):
+                out[i] = v
+    return out
+
+
+def verdict_rows(rows: list[dict], cfg: FilterConfig, filter_run: str) -> list[dict]:
+    """The verdict of each sample; reject_reason is the first failing check, in R1's order."""
+    from r1data.filters import language, readability
+    from r1data.filters.extract import extract_answer, split_think
+
+    correct = correctness(rows, cfg)  # also without the check: pass rates are reported
+    now = dt.datetime.now(dt.UTC)
+    finals = [r["final"] if r["final"] is not None else split_think(r["completion"])[1]
+              for r in rows]
+    langs = language.detect_batch(finals)
+    consist = language.consistency_batch([r["reasoning"] or "" for r in rows],
+                                         cfg.target_language)
+    out = []
+    for r, ok, final, (lang, prob), cons in zip(rows, correct, finals, langs, consist,
+                                                 strict=True):
+        fmt_ok, fmt_reason = readability.check_format(r["completion"], r["finish_reason"],
+                                                      domain=r["domain"])
+        reason = None
+        if "format" in cfg.checks and not fmt_ok:
+            reason = fmt_reason
+        elif "correct" in cfg.checks and ok is not True:
+            reason = "incorrect" if ok is False else "unverified"
+        elif "language" in cfg.checks and final.strip() and lang != cfg.target_language:
+            reason = "wrong_language"
+        elif ("language" in cfg.checks and r["reasoning"]
+              and cons < cfg.min_consistency):
+            reason = "language_mixing"
+        out.append({
+            "run": r["run"], "prompt_id": r["prompt_id"], "sample_idx": r["sample_idx"],
+            "filter_run": filter_run, "created_at": now, "answer": extract_answer(final),
+            "correct": ok, "format_ok": fmt_ok, "format_reason": fmt_reason,
+            "repetition": readability.repetition_score(r["completion"]),
+            "lang": lang, "lang_prob": prob, "lang_consistency": cons,
+            "keep": reason is None, "reject_reason": reason,
+        })
+    return out
+
+
+def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
+               progress: bool = True) -> FilterReport:
+    """Write verdicts/<run>/ for every sample shard that has none for these settings."""
+    import pyarrow.parquet as pq
+    from tqdm import tqdm
+
+    cfg = cfg or FilterConfig()
+    check_name("run", run)
+    fid = cfg.run_id()
+    shards = store.shards("samples", run)
+    if not shards:
+        raise InputError(f"run {run!r} has no samples (run `r1data generate` first)",
+                         path=str(store.root))
+    prompts = {r["prompt_id"]: r for r in store.read("prompts").to_pylist()}
+    rep = FilterReport(run=run, filter_run=fid, shards=len(shards))
+    store.write_manifest(f"filter-{run}", {"run": run, "filter_run": fid, "config": asdict(cfg),
+                                           "status": "running"})
+    vdir = store.table_dir("verdicts", run)
+    counts: Counter[str] = Counter()
+    bar = tqdm(total=sum(pq.ParquetFile(s).metadata.num_rows for s in shards), unit="sample",
+               desc=f"filter {run}", disable=not progress)
+    for shard in shards:
+        target = vdir / f"{shard.stem}-{fid}.parquet"
+        if target.exists():  # done by an earlier (maybe killed) invocation
+            rep.shards_done_before += 1
+            done = pq.read_table(target, columns=["keep", "reject_reason"]).to_pylist()
+        else:
+            samples = pq.read_table(shard, columns=["run", "prompt_id", "sample_idx", "completion",
+                                                    "reasoning", "final", "finish_reason"])
+            rows = []
+            for s in samples.to_pylist():
+                p = prompts.get(s["prompt_id"])
+                if p is None:
+                    raise InputError(f"sample of unknown prompt {s['prompt_id']}",
+                                     path=str(shard))
+                rows.append(s | {"domain": p["domain"], "gold": p["answer"],
+                                 "tests": p["tests"], "meta": p["meta"]})
+            done = verdict_rows(rows, cfg, fid)
+            write_parquet_atomic(pa.Table.from_pylist(done, schema=VERDICTS_SCHEMA), target,
+                                 metadata={"r1data_filter": asdict(cfg)})
+        for d in done:
+            counts["kept" if d["keep"] else d["reject_reason"]] += 1
+        rep.total += len(done)
+        bar.update(len(done))
+        bar.set_postfix(kept=counts["kept"])
+    bar.close()
+    rep.kept = counts.pop("kept", 0)
+    rep.dropped = dict(counts.most_common())
+    store.write_manifest(f"filter-{run}", {"run": run, "filter_run": fid, "config": asdict(cfg),
+                                           "status": "complete", "counts": asdict(rep)})
+    return rep
