@@ -16,6 +16,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="DeepSeek-R1-style reasoning data: sample, verify, select, export, train.")
 prompts_app = typer.Typer(no_args_is_help=True, help="Add prompts to a store.")
 models_app = typer.Typer(no_args_is_help=True, help="Teachers that install offline.")
+flow_app = typer.Typer(no_args_is_help=True, help="Prefect pipelines from a YAML config.")
+app.add_typer(flow_app, name="flow")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")
 
@@ -300,6 +302,49 @@ def eval_cmd(
 
     _echo(evaluate(_store(store), resolve(model), data, k=k, split=split, run=run,
                    max_tokens=max_tokens, seed=seed, progress=progress))
+
+
+@app.command("report")
+def report_cmd(
+    store: StoreOpt,
+    out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("report.html"),
+    train_log: Annotated[list[Path] | None, typer.Option(
+        help="Trainer metrics JSONL file(s) for the reward/KL curves.")] = None,
+):
+    """One offline HTML page: funnel, pass-rate histogram, lengths, languages, training curves.
+
+    Example: r1data report --store st --out report.html
+    """
+    from r1data.report import render
+
+    typer.echo(str(render(_store(store, create=False), out, train_log or [])))
+
+
+@flow_app.command("run")
+def flow_run(config: Annotated[Path, typer.Argument(help="Pipeline YAML.")]):
+    """Run a pipeline once on Prefect's ephemeral API (no server needed).
+
+    Example: r1data flow run flows/examples/quickstart.yaml
+    """
+    from r1data.flows.run import run_pipeline
+
+    _echo(run_pipeline(config))
+
+
+@flow_app.command("serve")
+def flow_serve(
+    config: Annotated[Path, typer.Argument(help="Pipeline YAML.")],
+    cron: Annotated[str, typer.Option(help="Cron schedule.")] = "0 3 * * *",
+    name: Annotated[str | None, typer.Option(help="Deployment name (default: config name).")
+                    ] = None,
+):
+    """Register a scheduled deployment with the Prefect server in PREFECT_API_URL and serve it.
+
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api r1data flow serve cfg.yaml --cron "0 3 * * *"
+    """
+    from r1data.flows.run import serve_pipeline
+
+    serve_pipeline(config, cron, name=name)
 
 
 @app.command("sql-path")

@@ -132,8 +132,9 @@ class Store:
                 raise StoreError(f"{self.root}: no such store")
             self.root.mkdir(parents=True)
         for name, schema in TABLES.items():
+            # 0-row markers carry the current schema; one from an older r1data is replaced.
             marker = self.root / name / "_schema.parquet"
-            if not marker.exists():
+            if not marker.exists() or not pq.read_schema(marker).equals(schema):
                 write_parquet_atomic(schema.empty_table(), marker)
         (self.root / "runs").mkdir(exist_ok=True)
 

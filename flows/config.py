@@ -1,0 +1,118 @@
+"""One YAML file describes a pipeline; validated up front with file- and field-named errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from r1data.errors import ConfigError
+
+FLOWS = ("curate", "r1_zero", "distill", "r1_pipeline")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a typo in the YAML is an error, not ignored
+
+
+class SynthPrompts(_Strict):
+    kinds: list[str] = ["arithmetic", "expression", "countdown"]
+    n: int = 16  # prompts per kind
+    level: int = 1
+    seed: int = 0
+
+
+class AddPrompts(_Strict):
+    path: str  # file, save_to_disk folder, humaneval, champ or gym:<name>
+    source: str | None = None
+    map: dict[str, str] = {}
+    domain: str = "math"
+
+
+class PromptsStage(_Strict):
+    synth: SynthPrompts | None = None
+    add: list[AddPrompts] = []
+
+
+class GenerateStage(_Strict):
+    model: str = "smollm2"
+    run: str = "teacher"
+    engine: Literal["vllm", "openai"] = "vllm"
+    n: int = 64
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_tokens: int = 1024
+    seed: int = 0
+    limit: int | None = None
+    where: str | None = None
+    sources: list[str] | None = None
+    base_url: list[str] = []
+    shard_prompts: int = 8
+    max_model_len: int | None = None
+
+
+class FilterStage(_Strict):
+    checks: list[str] = ["correct", "format", "language"]
+    target_language: str = "en"
+    min_consistency: float = 0.9
+    timeout: float = 5.0
+
+
+class SelectStage(_Strict):
+    name: str = "curated"
+    k: int = 4
+    policy: Literal["shortest", "random", "diverse"] = "shortest"
+    min_pass_rate: float = 0.0
+    max_pass_rate: float = 1.0
+    decontaminate: list[str] = []
+
+
+class ExportStage(_Strict):
+    format: Literal["sft", "grpo"] = "sft"
+    out: str | None = None  # default: <store>/../exports/<select.name>-<format>
+    test_size: float = 0.1
+
+
+class PipelineConfig(_Strict):
+    name: str
+    flow: Literal["curate", "r1_zero", "distill", "r1_pipeline"] = "curate"
+    store: str
+    task_runner: Literal["local", "dask", "ray"] = "local"
+    dask_workers: int = Field(2, ge=1)
+    prompts: PromptsStage = PromptsStage()
+    generate: GenerateStage = GenerateStage()
+    filter: FilterStage = FilterStage()
+    select: SelectStage = SelectStage()
+    export: ExportStage = ExportStage()
+
+    def export_dir(self) -> Path:
+        if self.export.out:
+            return Path(self.export.out)
+        return Path(self.store).parent / "exports" / f"{self.select.name}-{self.export.format}"
+
+
+def load_pipeline(path: str | Path) -> PipelineConfig:
+    """Read and validate; every error names the file and the field."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        cfg = PipelineConfig(**data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"{path}: field {loc!r}: {err['msg']}") from None
+    base = path.parent
+    if not Path(cfg.store).is_absolute():  # paths in the file are relative to the file
+        cfg.store = str((base / cfg.store).resolve())
+    if cfg.export.out and not Path(cfg.export.out).is_absolute():
+        cfg.export.out = str((base / cfg.export.out).resolve())
+    return cfg

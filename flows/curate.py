@@ -1,0 +1,153 @@
+"""The `curate` flow: prompts -> generate -> filter -> select -> export, as Prefect tasks.
+
+Each task is thin over the library (which is itself resumable) and carries a cache key made of
+its configuration and the state of the store it reads and writes, so a rerun skips what is done
+and redoes what changed. Stage failures fail that task with the library's one-line message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from r1data.flows.config import PipelineConfig
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def _fingerprint(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _shard_names(store_root: str, table: str, part: str | None = None) -> list[str]:
+    d = Path(store_root) / table / (part or "")
+    return sorted(p.name for p in d.glob("*.parquet")) if d.exists() else []
+
+
+def stage_key(stage: str, cfg: dict, store_root: str, reads: list[tuple], writes: list[tuple]
+              ) -> str:
+    """Config + names of the shards a stage reads and writes: same inputs, same outputs."""
+    state = [_shard_names(store_root, *r) for r in reads + writes]
+    return f"r1data-{stage}-{_fingerprint(stage, cfg, store_root, state)}"
+
+
+def _tasks():
+    """Prefect is imported lazily: the library and CLI work without it."""
+    from prefect import task
+    from prefect.artifacts import create_markdown_artifact
+
+    def key_fn(stage, reads, writes):
+        def fn(context, parameters):
+            cfg: PipelineConfig = parameters["cfg"]
+            return stage_key(stage, cfg.model_dump(), cfg.store, reads(cfg), writes(cfg))
+        return fn
+
+    common = dict(persist_result=True, retries=1, retry_delay_seconds=5)
+
+    @task(name="prompts", cache_key_fn=key_fn("prompts", lambda c: [],
+                                                lambda c: [("prompts",)]), **common)
+    def prompts_task(cfg: PipelineConfig) -> dict:
+        from r1data.prompts import ingest, ingest_synth
+        from r1data.store import Store
+
+        store = Store(cfg.store)
+        out = {}
+        if cfg.prompts.synth:
+            s = cfg.prompts.synth
+            out["synth"] = asdict(ingest_synth(store, s.kinds, s.n, s.seed, s.level))
+        for a in cfg.prompts.add:
+            out[a.path] = asdict(ingest(store, a.path, source=a.source, mapping=a.map,
+                                        domain=a.domain))
+        return out
+
+    @task(name="generate", cache_key_fn=key_fn(
+        "generate", lambda c: [("prompts",)], lambda c: [("samples", c.generate.run)]), **common)
+    def generate_task(cfg: PipelineConfig) -> dict:
+        from r1data.config import GenerateConfig
+        from r1data.generate import generate
+        from r1data.models import resolve
+        from r1data.store import Store
+
+        g = cfg.generate
+        gc = GenerateConfig(model=resolve(g.model), engine=g.engine, n=g.n,
+                            temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_tokens,
+                            seed=g.seed, base_url=g.base_url, shard_prompts=g.shard_prompts,
+                            max_model_len=g.max_model_len)
+        rep = generate(Store(cfg.store), gc, g.run, where=g.where, sources=g.sources,
+                       limit=g.limit, progress=False)
+        return asdict(rep)
+
+    @task(name="filter", cache_key_fn=key_fn(
+        "filter", lambda c: [("samples", c.generate.run)],
+        lambda c: [("verdicts", c.generate.run)]), **common)
+    def filter_task(cfg: PipelineConfig) -> dict:
+        from r1data.filters.run import FilterConfig, filter_run
+        from r1data.store import Store
+
+        f = cfg.filter
+        fc = FilterConfig(checks=f.checks, target_language=f.target_language,
+                          min_consistency=f.min_consistency, timeout=f.timeout)
+        return asdict(filter_run(Store(cfg.store), cfg.generate.run, fc, progress=False))
+
+    @task(name="select", cache_key_fn=key_fn(
+        "select", lambda c: [("verdicts", c.generate.run)],
+        lambda c: [("curated", c.select.name)]), **common)
+    def select_task(cfg: PipelineConfig) -> dict:
+        from r1data.filters.select import SelectConfig, select
+        from r1data.store import Store
+
+        s = cfg.select
+        sc = SelectConfig(k=s.k, policy=s.policy, min_pass_rate=s.min_pass_rate,
+                          max_pass_rate=s.max_pass_rate, decontaminate=s.decontaminate)
+        return asdict(select(Store(cfg.store), cfg.generate.run, s.name, sc))
+
+    @task(name="export", cache_key_fn=key_fn(
+        "export", lambda c: [("curated", c.select.name)], lambda c: []), **common)
+    def export_task(cfg: PipelineConfig) -> dict:
+        from r1data.export import export
+        from r1data.store import Store
+
+        return export(Store(cfg.store), cfg.select.name, cfg.export_dir(),
+                      fmt=cfg.export.format, test_size=cfg.export.test_size)
+
+    @task(name="report")
+    def report_task(cfg: PipelineConfig, results: dict) -> str:
+        from r1data import query
+        from r1data.store import Store
+
+        store = Store(cfg.store)
+        funnel = query.run(store, query.report_sql("funnel")).pl().to_dicts()
+        rate = query.run(store, query.report_sql("pass_rate")).pl().to_dicts()
+        lines = [f"# r1data `{cfg.name}` ({cfg.flow})", "", "## Funnel", "",
+                 "| run | source | outcome | samples | fraction |", "|---|---|---|---|---|"]
+        lines += [f"| {r['run']} | {r['source']} | {r['outcome']} | {r['samples']} | "
+                  f"{r['fraction']} |" for r in funnel]
+        lines += ["", "## Pass rate", "", "| run | source | prompts | mean pass@1 | pass@n |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['run']} | {r['source']} | {r['prompts']} | {r['mean_pass_at_1']} | "
+                  f"{r['pass_at_n']} |" for r in rate]
+        lines += ["", "## Outputs", "", f"- store: `{cfg.store}`"]
+        if "export" in results:
+            lines.append(f"- dataset: `{results['export']['out']}`")
+        md = "\n".join(lines)
+        create_markdown_artifact(markdown=md, key=f"r1data-{cfg.name}".lower().replace("_", "-"),
+                                 description=f"r1data {cfg.flow} report")
+        return md
+
+    return prompts_task, generate_task, filter_task, select_task, export_task, report_task
+
+
+def curate_flow_fn(cfg: PipelineConfig) -> dict:
+    """Body of the flow: the five stages in order, results keyed by stage."""
+    prompts_task, generate_task, filter_task, select_task, export_task, report_task = _tasks()
+    results = {"prompts": prompts_task(cfg)}
+    results["generate"] = generate_task(cfg)
+    results["filter"] = filter_task(cfg)
+    results["select"] = select_task(cfg)
+    results["export"] = export_task(cfg)
+    report_task(cfg, results)
+    return results
