@@ -10,4 +10,5 @@ $r1 prompts synth --store "$store" --kinds arithmetic --n 4 --level 1
 $r1 generate --store "$store" --run quickstart --model smollm2 --limit 4 --max-tokens 256
 $r1 filter --store "$store" --run quickstart
 $r1 query --store "$store" --report funnel
+$r1 query --store "$store" --report checks
 $r1 query --store "$store" --report pass_rate

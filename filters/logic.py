@@ -1,0 +1,94 @@
+"""Countdown (TinyZero): reach the target with the given numbers, each at most once.
+
+The model's expression is evaluated by a whitelist over Python's AST with exact fractions;
+nothing is ever passed to eval, and size, depth and magnitude are capped.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import Counter
+from fractions import Fraction
+
+from r1data.filters.extract import last_boxed, split_think
+
+MAX_CHARS = 200
+MAX_NODES = 64
+MAX_ABS = 10**12
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_ALLOWED = set("0123456789+-*/×÷() .")
+
+
+class UnsafeExpression(ValueError):
+    """The text is not a small arithmetic expression over integers."""
+
+
+def _eval(node: ast.AST, used: list[int]) -> Fraction:
+    if isinstance(node, ast.Expression):
+        return _eval(node.body, used)
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        used.append(node.value)
+        return Fraction(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_eval(node.operand, used)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+        a, b = _eval(node.left, used), _eval(node.right, used)
+        if isinstance(node.op, ast.Div):
+            if b == 0:
+                raise UnsafeExpression("division by zero")
+            r = a / b
+        else:
+            r = {ast.Add: a + b, ast.Sub: a - b, ast.Mult: a * b}[type(node.op)]
+        if abs(r) > MAX_ABS:
+            raise UnsafeExpression("value too large")
+        return r
+    raise UnsafeExpression(f"{type(node).__name__} is not allowed")
+
+
+def safe_eval(expr: str) -> tuple[Fraction, list[int]]:
+    """(value, integers used) of + - * / ( ) over integers; UnsafeExpression otherwise."""
+    expr = expr.replace("×", "*").replace("÷", "/").replace("\\times", "*").replace("\\div", "/")
+    expr = expr.replace("\\cdot", "*").replace("\\left", "").replace("\\right", "").strip()
+    if not expr or len(expr) > MAX_CHARS or not set(expr) <= _ALLOWED:
+        raise UnsafeExpression("not a plain arithmetic expression")
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except (SyntaxError, ValueError, RecursionError):
+        raise UnsafeExpression("does not parse") from None
+    if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
+        raise UnsafeExpression("expression too long")
+    used: list[int] = []
+    return _eval(tree, used), used
+
+
+def countdown_expression(completion: str) -> str | None:
+    """The equation the model proposes: <answer>, \\boxed{}, else the last line with digits."""
+    final = split_think(completion)[1]
+    tags = _ANSWER.findall(final)
+    cand = tags[-1] if tags else last_boxed(final)
+    if cand is None:
+        lines = [ln for ln in final.splitlines() if re.search(r"\d\s*[-+*/×÷]\s*\(?\d", ln)]
+        cand = lines[-1] if lines else None
+    if cand is None:
+        return None
+    cand = cand.replace("$", "").strip()
+    if "=" in cand:  # "3 + 4 * 5 = 23" or "23 = 3 + 4 * 5": keep the side with operators
+        sides = [s for s in cand.split("=") if re.search(r"[-+*/×÷]", s)]
+        cand = sides[0] if sides else cand.split("=")[0]
+    cand = cand.split(":")[-1]
+    return cand.strip().rstrip(".")
+
+
+def countdown_correct(completion: str, numbers: list[int], target: int) -> bool:
+    """Uses only the given numbers (each at most once) and evaluates exactly to the target."""
+    expr = countdown_expression(completion)
+    if expr is None:
+        return False
+    try:
+        value, used = safe_eval(expr)
+    except UnsafeExpression:
+        return False
+    if Counter(used) - Counter(numbers):  # some number used more often than given
+        return False
+    return value == target

@@ -1,0 +1,130 @@
+"""Readability: R1 format, not truncated, no repetition loops (Gopher rules), optional CoT rules.
+
+Each rejection has a fixed snake_case reason; `check_format` returns the first that applies.
+Repetition thresholds are those of Gopher (Rae et al. 2021, table A1), as datatrove uses them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from r1data.filters.extract import last_boxed, split_think
+
+DUP_LINE_FRAC = 0.30
+DUP_PARA_FRAC = 0.30
+DUP_LINE_CHAR_FRAC = 0.20
+DUP_PARA_CHAR_FRAC = 0.20
+TOP_NGRAM_FRAC = ((2, 0.20), (3, 0.18), (4, 0.16))
+DUP_NGRAM_FRAC = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+MIN_WORDS_FOR_NGRAMS = 30  # n-gram fractions of a two-line answer are noise
+_WORD = re.compile(r"\S+")
+
+
+def _dup_fraction(items: list[str]) -> tuple[float, float]:
+    """(fraction of items that repeat an earlier one, fraction of their characters)."""
+    if not items:
+        return 0.0, 0.0
+    seen: set[str] = set()
+    dup, dup_chars = 0, 0
+    for it in items:
+        if it in seen:
+            dup += 1
+            dup_chars += len(it)
+        seen.add(it)
+    return dup / len(items), dup_chars / max(1, sum(len(i) for i in items))
+
+
+def _top_ngram_char_frac(words: list[str], n: int) -> float:
+    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    if not grams:
+        return 0.0
+    gram, count = grams.most_common(1)[0]
+    if count < 2:
+        return 0.0
+    return sum(len(w) for w in gram) * count / max(1, sum(len(w) for w in words))
+
+
+def _dup_ngram_char_frac(words: list[str], n: int) -> float:
+    """Characters of words covered by an n-gram that already appeared (Gopher's definition)."""
+    if len(words) < n:
+        return 0.0
+    seen: set[tuple[str, ...]] = set()
+    covered = [False] * len(words)
+    for i in range(len(words) - n + 1):
+        g = tuple(words[i:i + n])
+        if g in seen:
+            for j in range(i, i + n):
+                covered[j] = True
+        seen.add(g)
+    total = sum(len(w) for w in words)
+    return sum(len(w) for w, c in zip(words, covered, strict=True) if c) / max(1, total)
+
+
+def repetition_reason(text: str) -> str | None:
+    """The first Gopher repetition rule the text breaks, or None."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    paras = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    frac, chars = _dup_fraction(paras)
+    if frac > DUP_PARA_FRAC:
+        return "dup_para_frac"
+    if chars > DUP_PARA_CHAR_FRAC:
+        return "dup_para_char_frac"
+    frac, chars = _dup_fraction(lines)
+    if frac > DUP_LINE_FRAC:
+        return "dup_line_frac"
+    if chars > DUP_LINE_CHAR_FRAC:
+        return "dup_line_char_frac"
+    words = _WORD.findall(text)
+    if len(words) < MIN_WORDS_FOR_NGRAMS:
+        return None
+    for n, limit in TOP_NGRAM_FRAC:
+        if _top_ngram_char_frac(words, n) > limit:
+            return f"top_{n}gram"
+    for n, limit in DUP_NGRAM_FRAC:
+        if _dup_ngram_char_frac(words, n) > limit:
+            return f"duplicated_{n}gram"
+    return None
+
+
+def repetition_score(text: str) -> float:
+    """0 for no repetition, up to 1: the largest of the duplicated-line and 10-gram fractions."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    words = _WORD.findall(text)
+    return max(_dup_fraction(lines)[1], _dup_ngram_char_frac(words, 10) if len(words) >= 10
+               else 0.0)
+
+
+def check_format(completion: str, finish_reason: str | None = None, *, domain: str = "math",
+                 min_chars: int = 1, max_chars: int = 200_000,
+                 no_code_in_think: bool = False, max_paragraph_chars: int | None = None,
+                 check_repetition: bool = True) -> tuple[bool, str | None]:
+    """(ok, reason): R1 format, completeness, length, repetition, optional CoT rules."""
+    if finish_reason == "length":
+        return False, "truncated"
+    if len(completion.strip()) < min_chars:
+        return False, "too_short"
+    if len(completion) > max_chars:
+        return False, "too_long"
+    if completion.count("</think>") > 1 or completion.count("<think>") > 1:
+        return False, "multiple_think"
+    reasoning, final = split_think(completion)
+    if reasoning is None:
+        return False, "no_think"
+    if not reasoning:
+        return False, "empty_think"
+    if not final:
+        return False, "empty_final"
+    if domain in ("math", "countdown") and last_boxed(final) is None \
+            and "<answer>" not in final:
+        return False, "no_boxed"
+    if no_code_in_think and "```" in reasoning:
+        return False, "code_in_think"
+    if max_paragraph_chars and any(len(p) > max_paragraph_chars
+                                   for p in re.split(r"\n\s*\n", reasoning)):
+        return False, "long_paragraph"
+    if check_repetition:
+        reason = repetition_reason(completion)
+        if reason:
+            return False, reason
+    return True, None

@@ -1,0 +1,149 @@
+"""Verifiers as GRPO rewards: `fn(completions, **columns) -> list[float | None]` (open-r1/TRL).
+
+The same functions decide rejection sampling, so RL optimises exactly what curation keeps.
+None means "cannot be verified" (no gold, time ran out), not 0. Completions may be strings or
+chat messages (`[{"role": "assistant", "content": ...}]`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from r1data.errors import ConfigError
+
+Reward = Callable[..., list[float | None]]
+
+
+def _text(c) -> str:
+    if isinstance(c, str):
+        return c
+    if isinstance(c, list) and c and isinstance(c[-1], dict):
+        return str(c[-1].get("content") or "")
+    if isinstance(c, dict):
+        return str(c.get("content") or "")
+    return str(c)
+
+
+def _column(columns: dict, name: str, n: int, default=None) -> list:
+    v = columns.get(name)
+    if v is None:
+        return [default] * n
+    if isinstance(v, (list, tuple)):
+        if len(v) != n:
+            raise ConfigError(f"column {name!r} has {len(v)} values for {n} completions")
+        return list(v)
+    return [v] * n
+
+
+def accuracy_reward(completions: list, **columns) -> list[float | None]:
+    """1.0 if correct: math by symbolic equivalence, countdown by safe arithmetic, code by tests."""
+    from r1data.filters import logic
+    from r1data.filters import math as math_v
+
+    n = len(completions)
+    texts = [_text(c) for c in completions]
+    golds = _column(columns, "answer", n)
+    domains = _column(columns, "domain", n, "math")
+    out: list[float | None] = [None] * n
+    math_idx = [i for i in range(n) if domains[i] == "math" and golds[i]]
+    if math_idx:
+        res = math_v.verify_batch([texts[i] for i in math_idx], [str(golds[i]) for i in math_idx])
+        for i, r in zip(math_idx, res, strict=True):
+            out[i] = None if r is None else float(r)
+    numbers = _column(columns, "numbers", n)
+    targets = _column(columns, "target", n)
+    metas = _column(columns, "meta", n)
+    for i in range(n):
+        if domains[i] != "countdown":
+            continue
+        nums, target = numbers[i], targets[i]
+        if (nums is None or target is None) and metas[i]:
+            meta = json.loads(metas[i]) if isinstance(metas[i], str) else metas[i]
+            nums, target = meta.get("numbers"), meta.get("target")
+        if nums is None and golds[i]:
+            continue
+        target = target if target is not None else golds[i]
+        if nums is not None and target is not None:
+            out[i] = float(logic.countdown_correct(texts[i], list(nums), int(target)))
+    code_idx = [i for i in range(n) if domains[i] == "code"]
+    if code_idx:
+        from r1data.filters import code
+
+        sub = {k: [v[i] for i in code_idx] if isinstance(v, (list, tuple)) else v
+               for k, v in columns.items()}
+        for i, r in zip(code_idx, code.code_reward([texts[i] for i in code_idx], **sub),
+                        strict=True):
+            out[i] = r
+    return out
+
+
+def format_reward(completions: list, **columns) -> list[float | None]:
+    """1.0 for the R1 format (one think block, boxed answer for math, not truncated)."""
+    from r1data.filters.readability import check_format
+
+    n = len(completions)
+    domains = _column(columns, "domain", n, "math")
+    finish = _column(columns, "finish_reason", n)
+    return [float(check_format(_text(c), f, domain=d, check_repetition=False)[0])
+            for c, d, f in zip(completions, domains, finish, strict=True)]
+
+
+def language_reward(completions: list, **columns) -> list[float | None]:
+    """R1 §2.3.2: share of target-language words in the chain of thought."""
+    from r1data.filters.extract import split_think
+    from r1data.filters.language import consistency_batch
+
+    n = len(completions)
+    targets = _column(columns, "target_language", n, "en")
+    texts = [split_think(_text(c))[0] or _text(c) for c in completions]
+    out: list[float | None] = [0.0] * n
+    for lang in set(targets):
+        idx = [i for i in range(n) if targets[i] == lang]
+        for i, v in zip(idx, consistency_batch([texts[i] for i in idx], lang), strict=True):
+            out[i] = v
+    return out
+
+
+def repetition_reward(completions: list, **columns) -> list[float | None]:
+    """Penalty in [-1, 0]: minus the repeated fraction (lines or 10-grams)."""
+    from r1data.filters.readability import repetition_score
+
+    return [-repetition_score(_text(c)) for c in completions]
+
+
+def make_length_reward(max_tokens: int = 1024, *, chars_per_token: float = 4.0) -> Reward:
+    """Penalty growing linearly past max_tokens (estimated from characters), floor -1."""
+    if max_tokens <= 0 or chars_per_token <= 0:
+        raise ConfigError("length reward: max_tokens and chars_per_token must be positive")
+
+    def length_reward(completions: list, **columns) -> list[float | None]:
+        out = []
+        for c in completions:
+            tokens = len(_text(c)) / chars_per_token
+            out.append(max(-1.0, min(0.0, (max_tokens - tokens) / max_tokens)))
+        return out
+
+    return length_reward
+
+
+REWARDS: dict[str, Reward] = {
+    "accuracy": accuracy_reward,
+    "format": format_reward,
+    "language": language_reward,
+    "repetition": repetition_reward,
+    "length": make_length_reward(),
+}
+
+
+def get_reward(name: str) -> Reward:
+    """A registered reward by name; unknown names list the known ones."""
+    if name == "code" or name not in REWARDS and name.startswith("code"):
+        from r1data.filters.code import code_reward
+
+        return code_reward
+    try:
+        return REWARDS[name]
+    except KeyError:
+        raise ConfigError(f"unknown reward {name!r}; known: "
+                          f"{', '.join(sorted([*REWARDS, 'code']))}") from None
