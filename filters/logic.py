@@ -18,6 +18,7 @@ MAX_NODES = 64
 MAX_ABS = 10**12
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _ALLOWED = set("0123456789+-*/×÷() .")
+_ARITH = re.compile(r"[-(\d][\d\s+\-*/×÷().]*")
 
 
 class UnsafeExpression(ValueError):
@@ -46,10 +47,17 @@ def _eval(node: ast.AST, used: list[int]) -> Fraction:
     raise UnsafeExpression(f"{type(node).__name__} is not allowed")
 
 
+def _plain(expr: str) -> str:
+    """LaTeX and unicode operators as ASCII arithmetic."""
+    for a, b in (("\\times", "*"), ("\\div", "/"), ("\\cdot", "*"), ("×", "*"), ("÷", "/"),
+                 ("\\left", ""), ("\\right", ""), ("$", "")):
+        expr = expr.replace(a, b)
+    return expr.strip()
+
+
 def safe_eval(expr: str) -> tuple[Fraction, list[int]]:
     """(value, integers used) of + - * / ( ) over integers; UnsafeExpression otherwise."""
-    expr = expr.replace("×", "*").replace("÷", "/").replace("\\times", "*").replace("\\div", "/")
-    expr = expr.replace("\\cdot", "*").replace("\\left", "").replace("\\right", "").strip()
+    expr = _plain(expr)
     if not expr or len(expr) > MAX_CHARS or not set(expr) <= _ALLOWED:
         raise UnsafeExpression("not a plain arithmetic expression")
     try:
@@ -72,12 +80,13 @@ def countdown_expression(completion: str) -> str | None:
         cand = lines[-1] if lines else None
     if cand is None:
         return None
-    cand = cand.replace("$", "").strip()
+    cand = _plain(cand)
     if "=" in cand:  # "3 + 4 * 5 = 23" or "23 = 3 + 4 * 5": keep the side with operators
         sides = [s for s in cand.split("=") if re.search(r"[-+*/×÷]", s)]
         cand = sides[0] if sides else cand.split("=")[0]
-    cand = cand.split(":")[-1]
-    return cand.strip().rstrip(".")
+    # Prose around it ("So we get 4 * 7 + 9"): keep the longest arithmetic run.
+    runs = [r.strip() for r in _ARITH.findall(cand) if re.search(r"[-+*/×÷]", r)]
+    return max(runs, key=len) if runs else cand.strip().rstrip(".")
 
 
 def countdown_correct(completion: str, numbers: list[int], target: int) -> bool:

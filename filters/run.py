@@ -121,7 +121,7 @@ def verdict_rows(rows: list[dict], cfg: FilterConfig, filter_run: str) -> list[d
             reason = fmt_reason
         elif "correct" in cfg.checks and ok is not True:
             reason = "incorrect" if ok is False else "unverified"
-        elif "language" in cfg.checks and final.strip() and lang != cfg.target_language:
+        elif "language" in cfg.checks and lang not in (cfg.target_language, "unknown"):
             reason = "wrong_language"
         elif ("language" in cfg.checks and r["reasoning"]
               and cons < cfg.min_consistency):

@@ -1,0 +1,122 @@
+"""`r1data filter` over a store: verdict columns, reasons, resume after SIGKILL."""
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pytest
+
+from r1data.errors import ConfigError, InputError
+from r1data.filters.run import FilterConfig, filter_run
+from r1data.prompts import IngestReport, add_rows, prompt_id
+from r1data.store import SAMPLES_SCHEMA
+
+ZH = "我们先把两个数相加，然后把和除以三，得到答案。我们再检查一遍结果是否正确。"
+EN = "We add the two numbers, then check the result once more to be sure it is right."
+
+
+def prompts(store):
+    rows = [
+        {"problem": "What is 2+3?", "answer": "5", "domain": "math", "meta": None},
+        {"problem": "Reach 10 with [2, 5]", "answer": "10", "domain": "countdown",
+         "meta": json.dumps({"numbers": [2, 5], "target": 10})},
+        {"problem": "Write a poem", "answer": None, "domain": "general", "meta": None},
+    ]
+    for r in rows:
+        r |= {"source": "t", "prompt_id": prompt_id("t", r["problem"]), "tests": None}
+    add_rows(store, rows, IngestReport(source="t"))
+    return {r["domain"]: r["prompt_id"] for r in rows}
+
+
+def add_samples(store, run, items, shard_size=100):
+    from r1data.filters.extract import split_think
+
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for i, (pid, text, finish) in enumerate(items):
+        reasoning, final = split_think(text)
+        rows.append({"run": run, "prompt_id": pid, "sample_idx": i, "completion": text,
+                     "reasoning": reasoning, "final": final, "finish_reason": finish,
+                     "num_tokens": len(text) // 4, "created_at": now})
+    for k in range(0, len(rows), shard_size):
+        store.write_shard("samples", pa.Table.from_pylist(rows[k:k + shard_size],
+                                                          schema=SAMPLES_SCHEMA), run)
+
+
+def test_verdicts_and_reasons(store):
+    ids = prompts(store)
+    items = [
+        (ids["math"], f"<think>\n{EN}\n</think>\n\\boxed{{5}}", "stop"),  # kept
+        (ids["math"], f"<think>\n{EN}\n</think>\n\\boxed{{6}}", "stop"),  # incorrect
+        (ids["math"], f"<think>\n{EN}", "length"),  # truncated
+        (ids["math"], "The answer is 5.", "stop"),  # no_think, but correct
+        (ids["math"], f"<think>\n{ZH}\n</think>\n\\boxed{{5}}", "stop"),  # language_mixing
+        (ids["math"], f"<think>\n{EN}\n</think>\n答案是 \\boxed{{5}}，因为两个数相加。",
+         "stop"),  # wrong_language
+        (ids["countdown"], f"<think>\n{EN}\n</think>\n<answer>2 * 5</answer> \\boxed{{10}}",
+         "stop"),
+        (ids["countdown"], f"<think>\n{EN}\n</think>\n<answer>5 + 5</answer> \\boxed{{10}}",
+         "stop"),  # 5 used twice
+        (ids["general"], f"<think>\n{EN}\n</think>\nRoses are red.", "stop"),  # unverified
+    ]
+    add_samples(store, "r", items)
+    rep = filter_run(store, "r", progress=False)
+    assert rep.total == 9 and rep.kept == 2
+    v = sorted(store.read("verdicts", "r").to_pylist(), key=lambda r: r["sample_idx"])
+    assert [r["reject_reason"] for r in v] == [
+        None, "incorrect", "truncated", "no_think", "language_mixing", "wrong_language", None,
+        "incorrect", "unverified"]
+    assert [r["correct"] for r in v] == [True, False, False, True, True, True, True, False,
+                                         None]
+    assert v[3]["answer"] == "5" and v[5]["lang"] == "zh"
+    assert v[4]["lang_consistency"] < 0.5 <= v[0]["lang_consistency"]
+    assert rep.dropped["incorrect"] == 2
+
+
+def test_rerun_skips_done_shards_and_new_settings_refilter(store):
+    ids = prompts(store)
+    add_samples(store, "r", [(ids["math"], "<think>a b c</think> \\boxed{5}", "stop")] * 30,
+                shard_size=10)
+    first = filter_run(store, "r", progress=False)
+    again = filter_run(store, "r", progress=False)
+    assert (first.shards_done_before, again.shards_done_before) == (0, 3)
+    assert again.total == first.total == 30
+    other = filter_run(store, "r", FilterConfig(checks=["correct"]), progress=False)
+    assert other.shards_done_before == 0 and other.kept == 30
+
+
+def test_bad_config_and_missing_run(store):
+    with pytest.raises(ConfigError, match="unknown filter"):
+        FilterConfig(checks=["vibes"])
+    with pytest.raises(InputError, match="no samples"):
+        filter_run(store, "absent", progress=False)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_each_sample_one_verdict(store):
+    ids = prompts(store)
+    items = [(ids["math"], f"<think>\n{EN}\n</think>\n\\boxed{{{i % 7}/{i % 5 + 1}}}", "stop")
+             for i in range(2000)]
+    add_samples(store, "big", items, shard_size=50)
+    proc = subprocess.Popen([sys.executable, "-m", "r1data.cli", "filter", "--store",
+                             str(store.root), "--run", "big", "--no-progress"],
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(store.shards("verdicts", "big")) < 3:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(store.shards("verdicts", "big"))
+    assert 3 <= done < 40
+    rep = filter_run(store, "big", progress=False)
+    assert rep.shards_done_before == done and rep.total == 2000
+    keys = [(r["prompt_id"], r["sample_idx"])
+            for r in store.read("verdicts", "big", ["prompt_id", "sample_idx"]).to_pylist()]
+    assert len(keys) == len(set(keys)) == 2000

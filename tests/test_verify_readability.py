@@ -1,0 +1,46 @@
+"""Format and repetition rules, each rejection with its exact reason."""
+
+import pytest
+
+from r1data.filters.readability import check_format, repetition_reason, repetition_score
+
+GOOD = "<think>\nWe add 5 and 9 to get 14.\n</think>\n\nThe answer is \\boxed{14}."
+PROSE = ("To solve this we first read the problem carefully and note the quantities given. "
+         "Then we combine them with the right operation, check the units, and verify the "
+         "result against the question before writing the final answer down clearly.")
+
+
+@pytest.mark.parametrize("completion,finish,domain,reason", [
+    (GOOD, "stop", "math", None),
+    (GOOD, "length", "math", "truncated"),
+    ("The answer is \\boxed{14}.", "stop", "math", "no_think"),
+    ("<think></think> \\boxed{14}", "stop", "math", "empty_think"),
+    ("<think>a</think><think>b</think> \\boxed{1}", "stop", "math", "multiple_think"),
+    ("<think>\nreasoning\n</think>\n", "stop", "math", "empty_final"),
+    ("<think>\nreasoning\n</think>\nThe answer is 14.", "stop", "math", "no_boxed"),
+    ("<think>\nreasoning\n</think>\ndef f(): return 1", "stop", "code", None),
+    ("", "stop", "math", "too_short"),
+    ("<think>\n" + "Let me check again.\n" * 20 + "</think>\n\\boxed{1}", "stop", "math",
+     "dup_line_frac"),
+])
+def test_check_format_reasons(completion, finish, domain, reason):
+    ok, got = check_format(completion, finish, domain=domain)
+    assert got == reason and ok is (reason is None)
+
+
+def test_optional_cot_rules():
+    code = "<think>\n```python\nprint(1)\n```\n</think>\n\\boxed{1}"
+    assert check_format(code)[1] is None
+    assert check_format(code, no_code_in_think=True)[1] == "code_in_think"
+    long = "<think>\n" + PROSE + "\n</think>\n\\boxed{1}"
+    assert check_format(long, max_paragraph_chars=100)[1] == "long_paragraph"
+
+
+def test_repetition_rules_name_the_rule():
+    assert repetition_reason(PROSE) is None
+    loop = PROSE + " " + " ".join(["so the answer is five"] * 30)
+    assert repetition_reason(loop) in ("top_2gram", "top_3gram", "top_4gram")
+    para = "\n\n".join([PROSE, "Other text here that is new.", PROSE, PROSE])
+    assert repetition_reason(para) == "dup_para_frac"
+    assert repetition_score(PROSE) == 0.0
+    assert repetition_score(loop) > 0.5
