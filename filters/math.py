@@ -12,12 +12,14 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from r1data.filters.bounded import BoundedPool
-from r1data.filters.extract import extract_answer, split_think
+from r1data.filters.extract import extract_answer, last_boxed, split_think
 
 MAX_ANSWER_CHARS = 400  # a longer "answer" is not an answer; refuse before any parsing
 _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?[.:]?$")
 _CHOICE_IN = re.compile(r"^\(?([A-E])\)?(?:[.:\s]|$)")
 _THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
+_THOUSANDS_SPACE = re.compile(r"(?<![\d.])(\d{1,3}(?: \d{3})+)(?![\d])")
+_DECIMAL_COMMA = re.compile(r"^-?(?:0|\d{4,}|\d+(?=,\d{1,2}$|,\d{4,}$)),\d+$")
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\s*\{([^{}]*)\}")
 _UNIT_WORDS = re.compile(
     r"\s*(?:dollars?|cents?|units?|degrees?|cm|mm|km|m|kg|g|mph|hours?|minutes?|seconds?|"
@@ -32,6 +34,7 @@ def normalise(ans: str) -> str:
     """Surface forms that mean the same thing: $, \\dfrac, units, degrees, thousands separators."""
     s = ans.strip()
     s = s.replace("\\$", "").replace("$", "")
+    s = re.sub(r",\\!\s*", ",", s)  # 11,\! 111 -> 11,111
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     s = s.replace("\\left", "").replace("\\right", "")
     s = re.sub(r"(?<!\\)\\[!,;: ]|~", " ", s)  # thin spaces, not the \\ row separator
@@ -39,9 +42,25 @@ def normalise(ans: str) -> str:
     s = s.replace("\\%", "%")
     s = _TEXT.sub(lambda m: m.group(1), s)
     s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), s)
+    s = _THOUSANDS_SPACE.sub(lambda m: m.group(1).replace(" ", ""), s)
+    if _DECIMAL_COMMA.match(s):  # 1,22 / 0,111 / 1000,99: a decimal comma, not thousands
+        s = s.replace(",", ".")
+    s = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", s)  # .4 -> 0.4
+    for a, b in ((">=", "\\geq "), ("<=", "\\leq "), ("!=", "\\neq "), ("\\lt", "<"),
+                 ("\\gt", ">"), ("\\cfrac", "\\frac")):
+        s = s.replace(a, b)
     s = _UNIT_WORDS.sub("", s)
     s = s.strip().rstrip(".").strip()
     return s
+
+
+def gold_answer(gold: str) -> str:
+    """Gold answers sometimes come as worked solutions: take their boxed or final answer."""
+    if "\\boxed" in gold or "\\fbox" in gold:
+        return last_boxed(gold) or gold
+    if len(gold) > 80:
+        return extract_answer(gold) or gold
+    return gold
 
 
 def _choice(s: str) -> str | None:
@@ -82,7 +101,7 @@ def answers_equal(gold: str, answer: str | None, *, timeout: float = 5.0) -> boo
     """Equivalence of two extracted answers; None when the check ran out of time."""
     if answer is None or not gold.strip():
         return False
-    g, a = normalise(gold), normalise(answer)
+    g, a = normalise(gold_answer(gold)), normalise(answer)
     if not a:
         return False
     if g == a:
