@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+from functools import lru_cache
 
 from r1data.filters.bounded import BoundedPool
 from r1data.filters.extract import extract_answer, last_boxed, split_think
@@ -68,6 +70,27 @@ def _choice(s: str) -> str | None:
     return m.group(1).upper() if m else None
 
 
+_ASSIGN = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=<>]+)$")
+_INT_OR_DEC = re.compile(r"^-?\d+(?:\.\d+)?$")
+_FRAC = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(\d+)\}$|^(-?\d+)\s*/\s*(\d+)$")
+
+
+def _exact_number(s: str) -> Fraction | None:
+    """Integers, decimals and integer fractions, exactly: most answers never need sympy."""
+    s = s.replace(" ", "")
+    if _INT_OR_DEC.match(s) and len(s) < 40:
+        return Fraction(s)
+    m = _FRAC.match(s)
+    if m and len(s) < 40:
+        if m.group(2) is not None:
+            num, den = int(m.group(2)), int(m.group(3))
+            num = -num if m.group(1) else num
+        else:
+            num, den = int(m.group(4)), int(m.group(5))
+        return Fraction(num, den) if den else None
+    return None
+
+
 def _pathological(s: str) -> bool:
     """Cheap refusals before sympy: power towers, huge exponents, deep nesting, huge inputs."""
     if len(s) > MAX_ANSWER_CHARS or s.count("{") > 60 or s.count("(") > 60:
@@ -101,11 +124,26 @@ def answers_equal(gold: str, answer: str | None, *, timeout: float = 5.0) -> boo
     """Equivalence of two extracted answers; None when the check ran out of time."""
     if answer is None or not gold.strip():
         return False
+    return _answers_equal(gold, answer, timeout)
+
+
+@lru_cache(maxsize=200_000)
+def _answers_equal(gold: str, answer: str, timeout: float) -> bool | None:
+    """Cached per process: a run repeats the same (gold, answer) across prompts and shards."""
     g, a = normalise(gold_answer(gold)), normalise(answer)
     if not a:
         return False
+    assign = _ASSIGN.match(a)
+    if assign and "=" not in g:  # "x = 3" answers "3" (math-verify agrees)
+        a = assign.group(1).strip()
     if g == a:
         return True
+    gn, an = _exact_number(g), _exact_number(a)
+    if gn is not None and an is not None:
+        if gn == an:
+            return True
+        if gn.denominator == an.denominator == 1 and "." not in g + a:
+            return False  # two different integers; decimals go on to tolerant comparison
     gc, ac = _choice(g), _choice(a) or (_CHOICE_IN.match(a).group(1) if _choice(g) and
                                         _CHOICE_IN.match(a) else None)
     if gc:  # multiple choice: letters compare as letters
