@@ -22,6 +22,18 @@ from pathlib import Path
 
 import pyarrow as pa
 
+_STEPS = [
+    "First, we read the problem carefully and write down the two numbers.",
+    "We line the numbers up by place value, ones under ones and tens under tens.",
+    "Adding the ones column may produce a carry into the tens column.",
+    "Then we add the tens column together with any carry from the ones.",
+    "It helps to estimate first, so we round both numbers to the nearest ten.",
+    "The estimate tells us roughly how large the exact answer should be.",
+    "We double-check by subtracting one addend from the total.",
+    "If the subtraction gives back the other addend, the sum is right.",
+    "Let me also count on from the larger number to be sure.",
+]
+
 
 def make_store(root: Path, prompts: int, n: int = 64, seed: int = 0, shard_prompts: int = 64):
     """A store with `prompts` arithmetic prompts and n samples each, written shard by shard."""
@@ -58,8 +70,8 @@ def make_store(root: Path, prompts: int, n: int = 64, seed: int = 0, shard_promp
                     final = f"\\boxed{{\\frac{{{2 * ans}}}{{2}}}}"
                 else:
                     final = f"Therefore $x = {ans}$"
-                think = (f"We need to add the numbers. Step {i % 7}: carry the tens. "
-                         f"Checking again gives {ans}.")
+                steps = " ".join(rng.sample(_STEPS, 6))  # ~500 characters, as SmolLM2 writes
+                think = f"{steps} Checking again gives {ans}."
                 text = f"<think>\n{think}\n</think>\n\n{final}"
                 finish = "length" if rng.random() < 0.05 else "stop"
                 reasoning, fin = split_think(text)

@@ -19,13 +19,21 @@ import sys
 import threading
 from typing import Any
 
+from r1data.errors import R1DataError
+
+
+class WorkerError(R1DataError):
+    """The function raised inside the worker; the message is its one-line error."""
+
 
 class _Worker:
-    def __init__(self, target: str):
+    def __init__(self, target: str, env: dict[str, str] | None = None):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "r1data.filters.bounded", target],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+        # Same process group as the caller: killing the caller's group takes the workers too;
+        # a worker whose caller vanished exits at end of input.
         self.buf = b""
 
     def call(self, args: list, timeout: float):
@@ -44,10 +52,7 @@ class _Worker:
         return json.loads(line)
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.proc.pid, 9)
-        except ProcessLookupError:
-            pass
+        self.proc.kill()
         self.proc.wait()
 
 
@@ -57,8 +62,8 @@ class BoundedPool:
     Threads borrow a worker each, so at most `size` calls run at once.
     """
 
-    def __init__(self, target: str, size: int):
-        self.target, self.size = target, max(1, size)
+    def __init__(self, target: str, size: int, env: dict[str, str] | None = None):
+        self.target, self.size, self.env = target, max(1, size), env
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._lock = threading.Lock()
         self._started = 0
@@ -69,7 +74,7 @@ class BoundedPool:
         with self._lock:
             if self._idle.empty() and self._started < self.size:
                 self._started += 1
-                return _Worker(self.target)
+                return _Worker(self.target, self.env)
         return self._idle.get()
 
     def call(self, args: list, timeout: float) -> Any:
@@ -79,10 +84,24 @@ class BoundedPool:
         except (TimeoutError, EOFError, OSError, ValueError):
             worker.kill()
             self.timeouts += 1
-            self._idle.put(_Worker(self.target))  # replace the killed worker
+            self._idle.put(_Worker(self.target, self.env))  # replace the killed worker
             return None
         self._idle.put(worker)
         return value if status == "ok" else None
+
+    def call_or_raise(self, args: list, timeout: float) -> Any:
+        """Like call, but a timeout or an error inside the worker raises WorkerError."""
+        worker = self._get()
+        try:
+            status, value = worker.call(args, timeout)
+        except (TimeoutError, EOFError, OSError, ValueError) as e:
+            worker.kill()
+            self._idle.put(_Worker(self.target, self.env))
+            raise WorkerError(f"{self.target} did not finish ({type(e).__name__})") from None
+        self._idle.put(worker)
+        if status != "ok":
+            raise WorkerError(value)
+        return value
 
     def close(self) -> None:
         while not self._idle.empty():

@@ -57,8 +57,13 @@ def _predict(lines: list[str]) -> list[tuple[str, float]]:
 
 
 def _segments(text: str) -> list[str]:
+    """Units fastText judges: the whole text when it has no CJK (one call, no Python loop per
+    sentence), else its sentences, so a Chinese line and an English line are judged apart."""
     text = _LATEX.sub(" ", text[:MAX_CHARS])
-    return [s.strip() for s in _SENT.split(text) if s and _WORD.search(s) or _CJK.search(s or "")]
+    if not _CJK.search(text):
+        flat = " ".join(text.split())
+        return [flat] if _WORD.search(flat) else []
+    return [s.strip() for s in _SENT.split(text) if s and (_WORD.search(s) or _CJK.search(s))]
 
 
 def _cjk_lang(chars: str) -> str:

@@ -116,7 +116,8 @@ _POOL: BoundedPool | None = None
 def _pool(workers: int | None = None) -> BoundedPool:
     global _POOL
     if _POOL is None:
-        _POOL = BoundedPool("r1data.filters.math:_symbolic", workers or os.cpu_count() or 1)
+        size = workers or int(os.environ.get("R1DATA_MATH_WORKERS") or os.cpu_count() or 1)
+        _POOL = BoundedPool("r1data.filters.math:_symbolic", size)
     return _POOL
 
 
@@ -172,9 +173,15 @@ def verify_batch(completions: list[str], golds: list[str], *, timeout: float = 5
     """Each distinct (gold, extracted answer) is checked once; None where time ran out."""
     if len(completions) != len(golds):
         raise ValueError("completions and golds differ in length")
-    answers = [extract_answer(final_part(c)) for c in completions]
+    return verify_answers([extract_answer(final_part(c)) for c in completions], golds,
+                          timeout=timeout, workers=workers)
+
+
+def verify_answers(answers: list[str | None], golds: list[str], *, timeout: float = 5.0,
+                   workers: int | None = None) -> list[bool | None]:
+    """verify_batch for answers already extracted (the filter runner extracts once)."""
     pairs = list(dict.fromkeys(zip(golds, answers, strict=True)))
-    workers = workers or os.cpu_count() or 1
+    workers = workers or int(os.environ.get("R1DATA_MATH_WORKERS") or os.cpu_count() or 1)
     _pool(workers)
     with ThreadPoolExecutor(max_workers=workers) as ex:
         results = dict(zip(pairs, ex.map(lambda p: answers_equal(p[0], p[1], timeout=timeout),

@@ -61,38 +61,46 @@ def _dup_ngram_char_frac(words: list[str], n: int) -> float:
     return sum(len(w) for w, c in zip(words, covered, strict=True) if c) / max(1, total)
 
 
-def repetition_reason(text: str) -> str | None:
-    """The first Gopher repetition rule the text breaks, or None."""
+def repetition_stats(text: str) -> tuple[str | None, float]:
+    """(first Gopher rule broken or None, score): one pass over lines and words for both.
+
+    The score, 0 (none) to 1, is the larger of the duplicated-line and duplicated-10-gram
+    character fractions.
+    """
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    paras = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    frac, chars = _dup_fraction(paras)
-    if frac > DUP_PARA_FRAC:
-        return "dup_para_frac"
-    if chars > DUP_PARA_CHAR_FRAC:
-        return "dup_para_char_frac"
-    frac, chars = _dup_fraction(lines)
-    if frac > DUP_LINE_FRAC:
-        return "dup_line_frac"
-    if chars > DUP_LINE_CHAR_FRAC:
-        return "dup_line_char_frac"
     words = _WORD.findall(text)
+    line_frac, line_chars = _dup_fraction(lines)
+    dup10 = _dup_ngram_char_frac(words, 10) if len(words) >= 10 else 0.0
+    score = max(line_chars, dup10)
+    paras = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    para_frac, para_chars = _dup_fraction(paras)
+    checks = [("dup_para_frac", para_frac > DUP_PARA_FRAC),
+              ("dup_para_char_frac", para_chars > DUP_PARA_CHAR_FRAC),
+              ("dup_line_frac", line_frac > DUP_LINE_FRAC),
+              ("dup_line_char_frac", line_chars > DUP_LINE_CHAR_FRAC)]
+    for reason, failed in checks:
+        if failed:
+            return reason, score
     if len(words) < MIN_WORDS_FOR_NGRAMS:
-        return None
+        return None, score
     for n, limit in TOP_NGRAM_FRAC:
         if _top_ngram_char_frac(words, n) > limit:
-            return f"top_{n}gram"
+            return f"top_{n}gram", score
     for n, limit in DUP_NGRAM_FRAC:
-        if _dup_ngram_char_frac(words, n) > limit:
-            return f"duplicated_{n}gram"
-    return None
+        frac = dup10 if n == 10 else _dup_ngram_char_frac(words, n)
+        if frac > limit:
+            return f"duplicated_{n}gram", score
+    return None, score
+
+
+def repetition_reason(text: str) -> str | None:
+    """The first Gopher repetition rule the text breaks, or None."""
+    return repetition_stats(text)[0]
 
 
 def repetition_score(text: str) -> float:
-    """0 for no repetition, up to 1: the largest of the duplicated-line and 10-gram fractions."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    words = _WORD.findall(text)
-    return max(_dup_fraction(lines)[1], _dup_ngram_char_frac(words, 10) if len(words) >= 10
-               else 0.0)
+    """0 for no repetition, up to 1 (see repetition_stats)."""
+    return repetition_stats(text)[1]
 
 
 def check_format(completion: str, finish_reason: str | None = None, *, domain: str = "math",

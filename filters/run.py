@@ -13,6 +13,7 @@ import json
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -64,7 +65,8 @@ def _tests_of(tests: str | None):
     return obj, None
 
 
-def correctness(rows: list[dict], cfg: FilterConfig) -> list[bool | None]:
+def correctness(rows: list[dict], answers: list[str | None], cfg: FilterConfig
+                ) -> list[bool | None]:
     """Per sample: math via the batch verifier, countdown by safe arithmetic, code in a sandbox."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -74,9 +76,9 @@ def correctness(rows: list[dict], cfg: FilterConfig) -> list[bool | None]:
     out: list[bool | None] = [None] * len(rows)
     math_idx = [i for i, r in enumerate(rows) if r["domain"] == "math" and r["gold"]]
     if math_idx:
-        verdicts = math_v.verify_batch([rows[i]["completion"] for i in math_idx],
-                                       [rows[i]["gold"] for i in math_idx],
-                                       timeout=cfg.timeout, workers=cfg.workers)
+        verdicts = math_v.verify_answers([answers[i] for i in math_idx],
+                                         [rows[i]["gold"] for i in math_idx],
+                                         timeout=cfg.timeout, workers=cfg.workers)
         for i, v in zip(math_idx, verdicts, strict=True):
             out[i] = v
     for i, r in enumerate(rows):
@@ -103,19 +105,24 @@ def verdict_rows(rows: list[dict], cfg: FilterConfig, filter_run: str) -> list[d
     """The verdict of each sample; reject_reason is the first failing check, in R1's order."""
     from r1data.filters import language, readability
     from r1data.filters.extract import extract_answer, split_think
+    from r1data.filters.repetition import repetition_batch
 
-    correct = correctness(rows, cfg)  # also without the check: pass rates are reported
     now = dt.datetime.now(dt.UTC)
     finals = [r["final"] if r["final"] is not None else split_think(r["completion"])[1]
               for r in rows]
+    answers = [extract_answer(f) for f in finals]
+    correct = correctness(rows, answers, cfg)  # also without the check: pass rates reported
     langs = language.detect_batch(finals)
     consist = language.consistency_batch([r["reasoning"] or "" for r in rows],
                                          cfg.target_language)
+    reps = repetition_batch([r["completion"] for r in rows])  # columnar Gopher rules
     out = []
-    for r, ok, final, (lang, prob), cons in zip(rows, correct, finals, langs, consist,
-                                                 strict=True):
+    for r, ok, answer, (lang, prob), cons, (rep_reason, rep_score) in zip(
+            rows, correct, answers, langs, consist, reps, strict=True):
         fmt_ok, fmt_reason = readability.check_format(r["completion"], r["finish_reason"],
-                                                      domain=r["domain"])
+                                                      domain=r["domain"], check_repetition=False)
+        if fmt_ok and rep_reason:
+            fmt_ok, fmt_reason = False, rep_reason
         reason = None
         if "format" in cfg.checks and not fmt_ok:
             reason = fmt_reason
@@ -128,18 +135,52 @@ def verdict_rows(rows: list[dict], cfg: FilterConfig, filter_run: str) -> list[d
             reason = "language_mixing"
         out.append({
             "run": r["run"], "prompt_id": r["prompt_id"], "sample_idx": r["sample_idx"],
-            "filter_run": filter_run, "created_at": now, "answer": extract_answer(final),
+            "filter_run": filter_run, "created_at": now, "answer": answer,
             "correct": ok, "format_ok": fmt_ok, "format_reason": fmt_reason,
-            "repetition": readability.repetition_score(r["completion"]),
+            "repetition": rep_score,
             "lang": lang, "lang_prob": prob, "lang_consistency": cons,
             "keep": reason is None, "reject_reason": reason,
         })
     return out
 
 
+_PROMPTS: dict[str, dict[str, dict]] = {}  # per worker process: store root -> prompts
+
+
+def _prompts_of(store_root: str) -> dict[str, dict]:
+    if store_root not in _PROMPTS:
+        _PROMPTS[store_root] = {r["prompt_id"]: r for r in
+                                Store(store_root, create=False).read("prompts").to_pylist()}
+    return _PROMPTS[store_root]
+
+
+def filter_shard(store_root: str, shard: str, target: str, cfg: dict) -> dict[str, int]:
+    """One sample shard -> its verdict shard; returns counts by outcome. Runs in a worker."""
+    import pyarrow.parquet as pq
+
+    fc = FilterConfig(**cfg)
+    prompts = _prompts_of(store_root)
+    samples = pq.read_table(shard, columns=["run", "prompt_id", "sample_idx", "completion",
+                                            "reasoning", "final", "finish_reason"])
+    rows = []
+    for s in samples.to_pylist():
+        p = prompts.get(s["prompt_id"])
+        if p is None:
+            raise InputError(f"sample of unknown prompt {s['prompt_id']}", path=shard)
+        rows.append(s | {"domain": p["domain"], "gold": p["answer"], "tests": p["tests"],
+                         "meta": p["meta"]})
+    done = verdict_rows(rows, fc, fc.run_id())
+    write_parquet_atomic(pa.Table.from_pylist(done, schema=VERDICTS_SCHEMA), Path(target),
+                         metadata={"r1data_filter": cfg})
+    return dict(Counter("kept" if d["keep"] else d["reject_reason"] for d in done))
+
+
 def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
                progress: bool = True) -> FilterReport:
-    """Write verdicts/<run>/ for every sample shard that has none for these settings."""
+    """Write verdicts/<run>/ for every sample shard that has none for these settings.
+
+    Shards are spread over worker processes (all cores by default), one shard each at a time.
+    """
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
@@ -150,41 +191,52 @@ def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
     if not shards:
         raise InputError(f"run {run!r} has no samples (run `r1data generate` first)",
                          path=str(store.root))
-    prompts = {r["prompt_id"]: r for r in store.read("prompts").to_pylist()}
     rep = FilterReport(run=run, filter_run=fid, shards=len(shards))
-    store.write_manifest(f"filter-{run}", {"run": run, "filter_run": fid, "config": asdict(cfg),
-                                           "status": "running"})
+    manifest = {"run": run, "filter_run": fid, "config": asdict(cfg), "status": "running"}
+    store.write_manifest(f"filter-{run}", manifest)
     vdir = store.table_dir("verdicts", run)
     counts: Counter[str] = Counter()
     bar = tqdm(total=sum(pq.ParquetFile(s).metadata.num_rows for s in shards), unit="sample",
                desc=f"filter {run}", disable=not progress)
+    todo = []
     for shard in shards:
         target = vdir / f"{shard.stem}-{fid}.parquet"
         if target.exists():  # done by an earlier (maybe killed) invocation
             rep.shards_done_before += 1
             done = pq.read_table(target, columns=["keep", "reject_reason"]).to_pylist()
+            counts.update("kept" if d["keep"] else d["reject_reason"] for d in done)
+            bar.update(len(done))
         else:
-            samples = pq.read_table(shard, columns=["run", "prompt_id", "sample_idx", "completion",
-                                                    "reasoning", "final", "finish_reason"])
-            rows = []
-            for s in samples.to_pylist():
-                p = prompts.get(s["prompt_id"])
-                if p is None:
-                    raise InputError(f"sample of unknown prompt {s['prompt_id']}",
-                                     path=str(shard))
-                rows.append(s | {"domain": p["domain"], "gold": p["answer"],
-                                 "tests": p["tests"], "meta": p["meta"]})
-            done = verdict_rows(rows, cfg, fid)
-            write_parquet_atomic(pa.Table.from_pylist(done, schema=VERDICTS_SCHEMA), target,
-                                 metadata={"r1data_filter": asdict(cfg)})
-        for d in done:
-            counts["kept" if d["keep"] else d["reject_reason"]] += 1
-        rep.total += len(done)
-        bar.update(len(done))
-        bar.set_postfix(kept=counts["kept"])
-    bar.close()
+            todo.append((str(shard), str(target)))
+    workers = min(len(todo), cfg.workers or os.cpu_count() or 1)
+    jobs = [[str(store.root), shard, target, asdict(cfg)] for shard, target in todo]
+    if workers <= 1:
+        results = (filter_shard(*job) for job in jobs)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from r1data.filters.bounded import BoundedPool
+
+        # Each worker checks math in-process-bounded with one helper, so cores are not
+        # oversubscribed.
+        pool = BoundedPool("r1data.filters.run:filter_shard", workers,
+                           env={"R1DATA_MATH_WORKERS": "1"})
+        ex = ThreadPoolExecutor(max_workers=workers)
+        results = ex.map(lambda job: pool.call_or_raise(job, timeout=24 * 3600), jobs)
+    try:
+        for got in results:
+            counts.update(got)
+            rep.total += sum(got.values())
+            bar.update(sum(got.values()))
+            bar.set_postfix(kept=counts["kept"])
+    finally:
+        if workers > 1:
+            ex.shutdown(cancel_futures=True)
+            pool.close()
+        bar.close()
+    rep.total = sum(counts.values())
     rep.kept = counts.pop("kept", 0)
     rep.dropped = dict(counts.most_common())
-    store.write_manifest(f"filter-{run}", {"run": run, "filter_run": fid, "config": asdict(cfg),
-                                           "status": "complete", "counts": asdict(rep)})
+    store.write_manifest(f"filter-{run}", manifest | {"status": "complete",
+                                                      "counts": asdict(rep)})
     return rep
