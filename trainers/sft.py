@@ -1,0 +1,198 @@
+"""Compact SFT (cold start, distillation): loss on assistant tokens, packing, exact resume.
+
+Reads top to bottom like nanoGPT's train.py: config, data, model, optimizer, schedule, loop.
+The resolved config is saved in every checkpoint, with optimizer, scheduler and RNG states, so a
+resumed run continues the same loss curve.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from r1data.errors import InputError
+
+
+class SFTConfig(BaseModel):
+    data: str  # save_to_disk folder with `messages` (r1data export --format sft)
+    model: str  # local HF folder (or hub id where a hub is reachable)
+    out: str  # checkpoints, metrics.jsonl and the final model go here
+    epochs: float = Field(1.0, gt=0)  # passes over the train split
+    max_steps: int | None = None  # overrides epochs when set
+    batch_size: int = Field(8, ge=1)  # packed rows per micro-batch
+    grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step
+    max_len: int = Field(512, ge=8)  # tokens per packed row
+    packing: bool = True
+    lr: float = 1e-4  # peak learning rate (AdamW)
+    min_lr_ratio: float = 0.1  # cosine decays to lr * this
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    bf16: bool = False  # autocast on CPU (fast with AMX); fp32 master weights either way
+    eval_every: int = 50  # steps; eval loss on the test split
+    save_every: int = 50  # steps; checkpoint (resume from the newest)
+    log_every: int = 1
+    seed: int = 0
+    threads: int | None = None  # torch.set_num_threads; None leaves torch's default
+
+
+def lr_at(step: int, total: int, cfg: SFTConfig) -> float:
+    """Linear warmup, then cosine to min_lr_ratio * lr."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    coeff = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * coeff)
+
+
+def keep_metrics(path: Path, step: int) -> None:
+    """On resume, drop metric lines past the checkpoint: the curve is continued, not doubled."""
+    if path.exists():
+        lines = [ln for ln in path.read_text().splitlines()
+                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        path.write_text("".join(ln + "\n" for ln in lines))
+
+
+def _rows(ds, tok, cfg: SFTConfig) -> list[dict]:
+    from r1data.trainers.data import encode_sft, pack
+
+    enc = [encode_sft(ex, tok, cfg.max_len) for ex in ds]
+    enc = [e for e in enc if any(label != -100 for label in e["labels"])]
+    return pack(enc, cfg.max_len) if cfg.packing else enc
+
+
+def _loss(model, batch, bf16: bool):
+    import torch
+
+    ids, labels, pos, mask = batch
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+    logits = logits[:, :-1].float()
+    target = labels[:, 1:]
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)),
+                                             target.reshape(-1), ignore_index=-100)
+
+
+def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
+    """Train, checkpoint, resume if a checkpoint exists in cfg.out; returns final metrics."""
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForCausalLM
+
+    from r1data.trainers.data import (
+        SFT_COLUMNS,
+        check_model_dir,
+        collate,
+        load_split,
+        load_tokenizer,
+    )
+
+    # --- inputs, checked before any compute -----------------------------------------------------
+    train_ds = load_split(cfg.data, "train", SFT_COLUMNS)
+    test_ds = load_split(cfg.data, "test", SFT_COLUMNS)
+    check_model_dir(cfg.model)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    # --- data -----------------------------------------------------------------------------------
+    tok = load_tokenizer(cfg.model)
+    rows = _rows(train_ds, tok, cfg)
+    if not rows:
+        raise InputError("no trainable tokens (every assistant turn was cut by max_len)",
+                         path=cfg.data)
+    eval_rows = _rows(test_ds, tok, cfg) if test_ds is not None and len(test_ds) else []
+    per_epoch = math.ceil(len(rows) / (cfg.batch_size * cfg.grad_accum))
+    total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
+
+    def micro_batches(step: int):
+        """Deterministic from (seed, epoch): a resumed run sees the same batches."""
+        start = step * cfg.grad_accum * cfg.batch_size
+        for k in range(cfg.grad_accum):
+            idx = []
+            for j in range(cfg.batch_size):
+                pos = start + k * cfg.batch_size + j
+                epoch, i = divmod(pos, len(rows))
+                order = list(range(len(rows)))
+                random.Random(cfg.seed * 1000 + epoch).shuffle(order)
+                idx.append(order[i])
+            yield collate([rows[i] for i in idx], tok.pad_token_id)
+
+    # --- model, optimizer, resume ---------------------------------------------------------------
+    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            betas=(0.9, 0.95))
+    step = 0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = state["step"]
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["py_rng"])
+        keep_metrics(out / "metrics.jsonl", step)
+
+    def save(path: Path):
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                    "config": cfg.model_dump(), "torch_rng": torch.get_rng_state(),
+                    "py_rng": random.getstate()}, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+
+    @torch.no_grad()
+    def eval_loss() -> float | None:
+        if not eval_rows:
+            return None
+        model.eval()
+        losses = [_loss(model, collate(eval_rows[i:i + cfg.batch_size], tok.pad_token_id),
+                        cfg.bf16).item() for i in range(0, len(eval_rows), cfg.batch_size)]
+        model.train()
+        return sum(losses) / len(losses)
+
+    # --- loop -----------------------------------------------------------------------------------
+    metrics_f = open(out / "metrics.jsonl", "a")
+    bar = tqdm(total=total, initial=step, desc="sft", disable=not progress)
+    model.train()
+    last: dict = {}
+    while step < total:
+        t0 = time.perf_counter()
+        lr = lr_at(step, total, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss_sum, tokens = 0.0, 0
+        for batch in micro_batches(step):
+            loss = _loss(model, batch, cfg.bf16) / cfg.grad_accum
+            loss.backward()
+            loss_sum += loss.item()
+            tokens += int((batch[1] != -100).sum())
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        dt = time.perf_counter() - t0
+        last = {"step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(norm),
+                "tokens": tokens, "tokens_per_s": tokens / dt}
+        if cfg.eval_every and step % cfg.eval_every == 0 or step == total:
+            last["eval_loss"] = eval_loss()
+        if step % cfg.log_every == 0 or step == total:
+            metrics_f.write(json.dumps(last) + "\n")
+            metrics_f.flush()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{lr:.2e}")
+        if cfg.save_every and step % cfg.save_every == 0 and step < total:
+            save(ckpt)
+    bar.close()
+    metrics_f.close()
+    save(ckpt)
+    model.save_pretrained(out / "model")
+    tok.save_pretrained(out / "model")
+    (out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
+    return last
