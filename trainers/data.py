@@ -22,6 +22,8 @@ def load_split(path: str | Path, split: str, needed: set[str]):
     except (FileNotFoundError, ValueError) as e:
         raise InputError(f"not a dataset folder ({str(e).splitlines()[0]})", path=str(path)) \
             from None
+    except IndexError:  # datasets saves an empty split as 0 shards it cannot read back
+        raise InputError("a split is empty (0 shards)", path=str(path)) from None
     if isinstance(dd, datasets.Dataset):
         ds = dd if split == "train" else None
     else:
