@@ -32,13 +32,18 @@ _PYTHON_TAGS = {"python", "python3", "py", "py3"}
 # solution cannot know them in advance; builtins it needs are bound before the solution runs.
 _HARNESS = """\
 def _r1_{token}(solution, tests, entry, _exec=exec, _compile=compile, _exit=SystemExit,
-                _write=__import__("os").write, _fail=__import__("os")._exit):
-    g = {{"__name__": "solution", "__builtins__": __builtins__}}
+                _write=__import__("os").write, _fail=__import__("os")._exit,
+                _modules=__import__("sys").modules, _module=type(__import__("sys"))):
+    main = _module("__main__")  # solution and tests share it; unittest.main() looks here
+    g = main.__dict__
+    g.update(__name__="solution", __builtins__=__builtins__)  # the solution's demo code waits
     try:
         _exec(_compile(solution, "solution.py", "exec"), g)
     except _exit:
         _write(2, b"r1data: the solution exited before the tests ran\\n")
         _fail(1)
+    g["__name__"] = "__main__"
+    _modules["__main__"] = main
     try:
         _exec(_compile(tests, "tests.py", "exec"), g)
         if entry is not None and "check" in g:

@@ -166,3 +166,27 @@ def test_export_push_to_hub_is_called(curated_store, tmp_path, monkeypatch):
 def test_export_missing_curated_set(store, tmp_path):
     with pytest.raises(InputError, match="empty or missing"):
         export(store, "nope", tmp_path / "o")
+
+
+@pytest.mark.slow
+def test_sft_export_trains_with_trl_sfttrainer(curated_store, tmp_path, tiny_model):
+    """The yardstick consumer: TRL's SFTTrainer takes the export as it is, for one step."""
+    import math
+
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from r1data.trainers.data import load_tokenizer
+
+    out = tmp_path / "sft"
+    export(curated_store, "cur", out, fmt="sft", test_size=0.2)
+    ds = datasets.load_from_disk(str(out))
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model),
+        processing_class=load_tokenizer(str(tiny_model)),
+        train_dataset=ds["train"], eval_dataset=ds["test"],
+        args=SFTConfig(output_dir=str(tmp_path / "trl"), max_steps=1,
+                       per_device_train_batch_size=2, report_to=[], use_cpu=True,
+                       save_strategy="no", logging_steps=1, assistant_only_loss=False))
+    result = trainer.train()
+    assert result.global_step == 1 and math.isfinite(result.training_loss)

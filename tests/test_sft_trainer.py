@@ -12,9 +12,9 @@ from r1data.trainers.sft import SFTConfig, lr_at, train_sft
 
 
 def example(a: int, b: int) -> dict:
+    answer = f"<think>\n{a} + {b} = {a + b}\n</think>\n\\boxed{{{a + b}}}"
     return {"messages": [{"role": "user", "content": f"What is {a} + {b}?"},
-                         {"role": "assistant",
-                          "content": f"<think>\n{a} + {b} = {a + b}\n</think>\n\\boxed{{{a + b}}}"}]}
+                         {"role": "assistant", "content": answer}]}
 
 
 @pytest.fixture(scope="module")

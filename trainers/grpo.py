@@ -119,7 +119,9 @@ def token_logps(model, ids, attn, n_prompt: int, temperature: float):
     """Per-token log-probs (and entropies) of the completion part of ids: (B, T_completion)."""
     import torch
 
-    logits = model(input_ids=ids, attention_mask=attn).logits[:, n_prompt - 1:-1].float()
+    keep = ids.size(1) - n_prompt + 1  # lm_head only where completion tokens are predicted
+    logits = model(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits[:, :-1]
+    logits = logits.float()
     logits = logits / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     target = ids[:, n_prompt:]

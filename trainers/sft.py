@@ -124,7 +124,8 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
                 order = list(range(len(rows)))
                 random.Random(cfg.seed * 1000 + epoch).shuffle(order)
                 idx.append(order[i])
-            yield collate([rows[i] for i in idx], tok.pad_token_id)
+            yield (collate([rows[i] for i in idx], tok.pad_token_id),
+                   sum(len(rows[i]["input_ids"]) for i in idx))
 
     # --- model, optimizer, resume ---------------------------------------------------------------
     model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
@@ -167,19 +168,21 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         lr = lr_at(step, total, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
-        loss_sum, tokens = 0.0, 0
-        for batch in micro_batches(step):
+        loss_sum, tokens, seen = 0.0, 0, 0
+        for batch, n_input in micro_batches(step):
             loss = _loss(model, batch, cfg.bf16) / cfg.grad_accum
             loss.backward()
             loss_sum += loss.item()
             tokens += int((batch[1] != -100).sum())
+            seen += n_input
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
         dt = time.perf_counter() - t0
         last = {"step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(norm),
-                "tokens": tokens, "tokens_per_s": tokens / dt}
+                "tokens": tokens, "input_tokens": seen, "tokens_per_s": seen / dt,
+                "seconds": dt}
         if cfg.eval_every and step % cfg.eval_every == 0 or step == total:
             last["eval_loss"] = eval_loss()
         if step % cfg.log_every == 0 or step == total:
