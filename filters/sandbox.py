@@ -19,6 +19,7 @@ by a small bootstrap inside the child before the program is compiled.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import select
 import shlex
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 
 from r1data.errors import ConfigError
 
+log = logging.getLogger(__name__)
 NOBODY = 65534
 MAX_SOURCE = 512_000  # bytes of program text; larger sources are refused, not run
 _TMPFS = ("/tmp", "/var/tmp", "/dev/shm")  # the only writable places inside the namespaces
@@ -77,12 +79,15 @@ exec(_r1_boot())
 
 @dataclass(frozen=True)
 class RunResult:
+    """What a run did; `killed_reason` names the limit that ended it, so callers can count why."""
+
     returncode: int | None  # negative: killed by that signal; None: killed by us (timeout)
     stdout: str
     stderr: str
     timed_out: bool
-    killed_reason: str | None  # timeout|output_limit|cpu|memory|processes|source_too_large|
-    duration: float  # seconds, wall clock                  # sandbox_error, or None
+    # timeout | output_limit | cpu | memory | processes | source_too_large | sandbox_error
+    killed_reason: str | None
+    duration: float  # seconds, wall clock
 
     @property
     def ok(self) -> bool:
@@ -142,6 +147,8 @@ def _probe() -> dict:
         trial = _run("print('ok')", "", 20.0, None, 256, 1000, 32, mode)
         if trial.ok and trial.stdout.strip() == "ok":
             return mode
+        log.warning("sandbox: namespaces unavailable (%s); using the weaker rlimits fallback",
+                    trial.killed_reason or trial.stderr.strip()[-200:])
     return {"isolation": "rlimits", "python": sys.executable,
             "cgroups": cgroups if os.geteuid() == 0 else {}, "network": False}
 
@@ -166,7 +173,12 @@ def sandbox_info() -> dict:
 
 
 def _memfd(data: bytes, name: str) -> int:
-    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    """An anonymous in-memory file holding data, read from its start (a temp file elsewhere)."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    else:
+        fd, path = tempfile.mkstemp(prefix=name)
+        os.unlink(path)
     os.write(fd, data)
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
@@ -287,18 +299,19 @@ def _run(source: str, stdin: str, timeout: float, cpu_seconds: float | None, mem
         return RunResult(None, "", "", False, "source_too_large", 0.0)
     ns = mode["isolation"] == "namespaces"
     cpu = max(1, int(-(-(cpu_seconds or timeout) // 1)))
-    cgroups = _make_cgroups(mode, memory_mb, nproc) if mode["cgroups"] else {}
-    src_fd = _memfd(code, "r1data-source")
-    in_fd = _memfd(stdin.encode("utf-8", errors="replace"), "r1data-stdin")
-    boot_args = [str(src_fd), str(memory_mb * 2**20), str(cpu), str(16 * 2**20), "256",
-                 "0" if "pids" in cgroups else str(nproc), "0" if ns or mode["network"] else "1"]
-    workdir = None if ns else tempfile.mkdtemp(prefix="r1data-sbx-")
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/w" if ns else workdir,
-           "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONIOENCODING": "utf-8"}
     status, cpu_used, reason = None, 0.0, None
     out = err = b""
-    proc = None
+    proc, cgroups, events, workdir, src_fd, in_fd = None, {}, {}, None, -1, -1
     try:
+        src_fd = _memfd(code, "r1data-source")
+        in_fd = _memfd(stdin.encode("utf-8", errors="replace"), "r1data-stdin")
+        cgroups = _make_cgroups(mode, memory_mb, nproc) if mode["cgroups"] else {}
+        boot_args = [str(src_fd), str(memory_mb * 2**20), str(cpu), str(16 * 2**20), "256",
+                     "0" if "pids" in cgroups else str(nproc),
+                     "0" if ns or mode["network"] else "1"]
+        workdir = None if ns else tempfile.mkdtemp(prefix="r1data-sbx-")
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/w" if ns else workdir,
+               "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONIOENCODING": "utf-8"}
         proc = subprocess.Popen(_command(mode, cgroups, boot_args, timeout), stdin=in_fd,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(src_fd,),
                                 cwd=workdir or "/", env=env, start_new_session=True)

@@ -111,3 +111,25 @@ def test_sigkill_mid_run_then_rerun_completes_exactly_once(store, tiny_model, en
     got = keys(store, "k")
     assert len(got) == 10 * 64 == len(set(got))
     assert store.read_manifest("k")["status"] == "complete"
+
+
+def test_eval_protocol_writes_results_to_the_store(store, tiny_model, engine, tmp_path):
+    """r1data eval: k samples per prompt through vLLM, pass@1 / cons@k / pass@k from SQL."""
+    import datasets
+
+    from r1data import query
+    from r1data.evaluate import evaluate
+
+    rows = [{"prompt": [{"role": "user", "content": f"What is {a} + 1?"}], "answer": str(a + 1),
+             "domain": "math"} for a in range(3)]
+    data = tmp_path / "evalset"
+    datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)}).save_to_disk(str(data))
+    res = evaluate(store, str(tiny_model), data, k=8, max_tokens=8, engine=engine,
+                   progress=False)
+    assert (res["prompts"], res["k"]) == (3, 8)
+    assert 0 <= res["pass_at_1"] <= res["pass_at_k"] <= 1 and 0 <= res["cons_at_k"] <= 1
+    n = query.run(store, f"SELECT count(*) FROM verdicts WHERE run = '{res['run']}'")
+    assert n.fetchall()[0][0] == 24
+    # the stored result is what the canned SQL report shows, so models compare in SQL
+    sql = query.run(store, query.report_sql("eval")).pl().to_dicts()
+    assert [r["run"] for r in sql] == [res["run"]]
