@@ -7,7 +7,8 @@ setup:
 quickstart: setup
 	bash scripts/quickstart.sh
 
-test: setup
+test:
+	R1DATA_TEST_DEPS=1 bash scripts/setup.sh
 	.venv/bin/python -m pytest -q
 
 test-fast:

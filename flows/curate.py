@@ -28,11 +28,28 @@ def _shard_names(store_root: str, table: str, part: str | None = None) -> list[s
     return sorted(p.name for p in d.glob("*.parquet")) if d.exists() else []
 
 
-def stage_key(stage: str, cfg: dict, store_root: str, reads: list[tuple], writes: list[tuple]
-              ) -> str:
-    """Config + names of the shards a stage reads and writes: same inputs, same outputs."""
-    state = [_shard_names(store_root, *r) for r in reads + writes]
+def stage_key(stage: str, cfg: dict, store_root: str, reads: list[tuple]) -> str:
+    """Config + names of the shards a stage reads: same inputs, same outputs."""
+    state = [_shard_names(store_root, *r) for r in reads]
     return f"r1data-{stage}-{_fingerprint(stage, cfg, store_root, state)}"
+
+
+def outputs_present(stage: str, cfg: PipelineConfig) -> bool:
+    """Whether a stage's outputs are still on disk: a cached result without them is refreshed."""
+    root = Path(cfg.store)
+    if stage == "prompts":
+        return bool(_shard_names(cfg.store, "prompts"))
+    if stage == "generate":
+        m = root / "runs" / f"{cfg.generate.run}.json"
+        return m.exists() and json.loads(m.read_text()).get("status") == "complete"
+    if stage == "filter":
+        m = root / "runs" / f"filter-{cfg.generate.run}.json"
+        return m.exists() and json.loads(m.read_text()).get("status") == "complete"
+    if stage == "select":
+        return bool(_shard_names(cfg.store, "curated", cfg.select.name))
+    if stage == "export":
+        return (cfg.export_dir() / "README.md").exists()
+    return True
 
 
 def _tasks():
@@ -40,16 +57,28 @@ def _tasks():
     from prefect import task
     from prefect.artifacts import create_markdown_artifact
 
-    def key_fn(stage, reads, writes):
+    def key_fn(stage, reads):
         def fn(context, parameters):
             cfg: PipelineConfig = parameters["cfg"]
-            return stage_key(stage, cfg.model_dump(), cfg.store, reads(cfg), writes(cfg))
+            return stage_key(stage, cfg.model_dump(), cfg.store, reads(cfg))
         return fn
 
-    common = dict(persist_result=True, retries=1, retry_delay_seconds=5)
+    def transient(task, task_run, state) -> bool:
+        """Retry what may pass next time (a server hiccup), not bad input or config."""
+        from r1data.errors import R1DataError
 
-    @task(name="prompts", cache_key_fn=key_fn("prompts", lambda c: [],
-                                                lambda c: [("prompts",)]), **common)
+        try:
+            state.result()
+        except R1DataError:
+            return False
+        except Exception:  # noqa: BLE001 - anything else may be transient
+            return True
+        return False
+
+    common = dict(persist_result=True, retries=2, retry_delay_seconds=5,
+                  retry_condition_fn=transient)
+
+    @task(name="prompts", cache_key_fn=key_fn("prompts", lambda c: []), **common)
     def prompts_task(cfg: PipelineConfig) -> dict:
         from r1data.prompts import ingest, ingest_synth
         from r1data.store import Store
@@ -64,8 +93,7 @@ def _tasks():
                                         domain=a.domain))
         return out
 
-    @task(name="generate", cache_key_fn=key_fn(
-        "generate", lambda c: [("prompts",)], lambda c: [("samples", c.generate.run)]), **common)
+    @task(name="generate", cache_key_fn=key_fn("generate", lambda c: [("prompts",)]), **common)
     def generate_task(cfg: PipelineConfig) -> dict:
         from r1data.config import GenerateConfig
         from r1data.generate import generate
@@ -81,9 +109,8 @@ def _tasks():
                        limit=g.limit, progress=False)
         return asdict(rep)
 
-    @task(name="filter", cache_key_fn=key_fn(
-        "filter", lambda c: [("samples", c.generate.run)],
-        lambda c: [("verdicts", c.generate.run)]), **common)
+    @task(name="filter", cache_key_fn=key_fn("filter", lambda c: [("samples", c.generate.run)]),
+          **common)
     def filter_task(cfg: PipelineConfig) -> dict:
         from r1data.filters.run import FilterConfig, filter_run
         from r1data.store import Store
@@ -93,9 +120,8 @@ def _tasks():
                           min_consistency=f.min_consistency, timeout=f.timeout)
         return asdict(filter_run(Store(cfg.store), cfg.generate.run, fc, progress=False))
 
-    @task(name="select", cache_key_fn=key_fn(
-        "select", lambda c: [("verdicts", c.generate.run)],
-        lambda c: [("curated", c.select.name)]), **common)
+    @task(name="select", cache_key_fn=key_fn("select", lambda c: [("verdicts", c.generate.run)]),
+          **common)
     def select_task(cfg: PipelineConfig) -> dict:
         from r1data.filters.select import SelectConfig, select
         from r1data.store import Store
@@ -105,14 +131,19 @@ def _tasks():
                           max_pass_rate=s.max_pass_rate, decontaminate=s.decontaminate)
         return asdict(select(Store(cfg.store), cfg.generate.run, s.name, sc))
 
-    @task(name="export", cache_key_fn=key_fn(
-        "export", lambda c: [("curated", c.select.name)], lambda c: []), **common)
+    @task(name="export", cache_key_fn=key_fn("export", lambda c: [("curated", c.select.name)]),
+          **common)
     def export_task(cfg: PipelineConfig) -> dict:
         from r1data.export import export
         from r1data.store import Store
 
-        return export(Store(cfg.store), cfg.select.name, cfg.export_dir(),
-                      fmt=cfg.export.format, test_size=cfg.export.test_size)
+        store = Store(cfg.store)
+        if not store.read("curated", cfg.select.name, ["prompt_id"]).num_rows:
+            # A funnel that keeps nothing is a result (e.g. an untrained teacher never closes
+            # </think>), not a failure: the report says so.
+            return {"out": None, "skipped": "no sample passed the filters"}
+        return export(store, cfg.select.name, cfg.export_dir(), fmt=cfg.export.format,
+                      test_size=cfg.export.test_size)
 
     @task(name="report")
     def report_task(cfg: PipelineConfig, results: dict) -> str:
@@ -131,8 +162,9 @@ def _tasks():
         lines += [f"| {r['run']} | {r['source']} | {r['prompts']} | {r['mean_pass_at_1']} | "
                   f"{r['pass_at_n']} |" for r in rate]
         lines += ["", "## Outputs", "", f"- store: `{cfg.store}`"]
-        if "export" in results:
-            lines.append(f"- dataset: `{results['export']['out']}`")
+        exp = results.get("export") or {}
+        lines.append(f"- dataset: `{exp['out']}`" if exp.get("out")
+                     else f"- dataset: none ({exp.get('skipped', 'not exported')})")
         md = "\n".join(lines)
         create_markdown_artifact(markdown=md, key=f"r1data-{cfg.name}".lower().replace("_", "-"),
                                  description=f"r1data {cfg.flow} report")
@@ -143,11 +175,11 @@ def _tasks():
 
 def curate_flow_fn(cfg: PipelineConfig) -> dict:
     """Body of the flow: the five stages in order, results keyed by stage."""
-    prompts_task, generate_task, filter_task, select_task, export_task, report_task = _tasks()
-    results = {"prompts": prompts_task(cfg)}
-    results["generate"] = generate_task(cfg)
-    results["filter"] = filter_task(cfg)
-    results["select"] = select_task(cfg)
-    results["export"] = export_task(cfg)
+    *stages, report_task = _tasks()
+    results = {}
+    for t in stages:
+        # a cached result whose outputs were deleted is recomputed, not trusted
+        fresh = t.with_options(refresh_cache=not outputs_present(t.name, cfg))
+        results[t.name] = fresh.submit(cfg).result()  # on the configured task runner
     report_task(cfg, results)
     return results

