@@ -117,3 +117,83 @@ def test_failed_stage_is_named_and_finished_stages_keep_outputs(tmp_path, tiny_m
     assert states(res.stderr)["prompts"] == "Completed"
     assert states(res.stderr)["generate"] == "Failed"
     assert Store(tmp_path / "store", create=False).read("prompts").num_rows == 2  # kept
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CLIENT = """
+import asyncio, sys, time
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+
+async def main():
+    async with get_client() as client:
+        deadline = time.time() + 120
+        while True:
+            try:
+                dep = await client.read_deployment_by_name("r1data-curate/nightly")
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                await asyncio.sleep(1)
+        crons = [s.schedule.cron for s in dep.schedules]
+        print("CRON", crons)
+    run = await run_deployment("r1data-curate/nightly", timeout=400)
+    print("STATE", run.state.type.value)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_scheduled_deployment_on_a_real_prefect_server(tmp_path, tiny_model):
+    import time
+    import urllib.request
+
+    port = _free_port()
+    env = ENV | {"PREFECT_HOME": str(tmp_path / ".prefect"),
+                 "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+                 "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
+                 "PREFECT_UI_ENABLED": "false"}
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host",
+                               "127.0.0.1", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    serve = None
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
+                    break
+            except OSError:
+                assert time.time() < deadline, "prefect server did not come up"
+                time.sleep(0.5)
+        path = write_cfg(tmp_path, tiny_model)
+        serve = subprocess.Popen([sys.executable, "-m", "r1data.cli", "flow", "serve", str(path),
+                                  "--cron", "0 3 * * *", "--name", "nightly"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 start_new_session=True)
+        res = subprocess.run([sys.executable, "-c", CLIENT], env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert "CRON ['0 3 * * *']" in res.stdout, res.stdout + res.stderr[-2000:]
+        assert "STATE COMPLETED" in res.stdout, res.stdout + res.stderr[-2000:]
+        from r1data.store import Store
+
+        assert Store(tmp_path / "store", create=False).read("samples", "r").num_rows == 8
+    finally:
+        for proc in (serve, server):
+            if proc is not None:
+                os.killpg(proc.pid, 15)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, 9)
