@@ -38,18 +38,12 @@ def _doc_key(doc: np.ndarray, key: np.ndarray) -> np.ndarray:
         return key * _P2 + doc.astype(np.uint64) * _P1 + np.uint64(7)
 
 
-def _group(doc: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Group index of each (doc, key) in order of first appearance (a hash table, no sort)."""
-    enc = pc.dictionary_encode(pa.array(_doc_key(doc, key), type=pa.uint64()))
-    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-
-
 def _first_seen(doc: np.ndarray, key: np.ndarray) -> np.ndarray:
     """True where (doc, key) appears for the first time in order."""
-    if len(key) == 0:
-        return np.zeros(0, dtype=bool)
-    g = _group(doc, key)
-    return g > np.maximum.accumulate(np.r_[-1, g[:-1]])
+    _, first = np.unique(_doc_key(doc, key), return_index=True)
+    mask = np.zeros(len(key), dtype=bool)
+    mask[first] = True
+    return mask
 
 
 def _dup_fractions(doc, ids, lengths, n_docs):
@@ -111,9 +105,8 @@ def repetition_batch(texts: list[str]) -> list[tuple[str | None, float]]:
         starts, gdoc, h = _ngrams(doc, ids, n)
         frac = np.zeros(n_docs)
         if len(h):
-            g = _group(gdoc, h)
-            counts = np.bincount(g)
-            first = np.nonzero(g > np.maximum.accumulate(np.r_[-1, g[:-1]]))[0]
+            _, first, counts = np.unique(_doc_key(gdoc, h), return_index=True,
+                                         return_counts=True)
             # the most common n-gram of each doc (ties: the one seen first), as Counter does
             order = np.lexsort((first, -counts, gdoc[first]))
             top_doc = gdoc[first][order]

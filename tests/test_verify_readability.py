@@ -44,3 +44,31 @@ def test_repetition_rules_name_the_rule():
     assert repetition_reason(para) == "dup_para_frac"
     assert repetition_score(PROSE) == 0.0
     assert repetition_score(loop) > 0.5
+
+
+def test_columnar_repetition_equals_the_scalar_rules():
+    """The filter runner uses the Arrow/NumPy form; it must decide exactly as the scalar one."""
+    import random
+
+    from r1data.filters.readability import repetition_stats
+    from r1data.filters.repetition import repetition_batch
+
+    rng = random.Random(0)
+    sentences = [f"Step {k}: we combine the numbers and check the carry again." for k in range(9)]
+    texts = ["", "short one", PROSE, "<think>\n" + "Let me check again.\n" * 20 + "</think>"]
+    for _ in range(400):
+        base = " ".join(rng.sample(sentences, 5))
+        k = rng.random()
+        if k < 0.25:
+            texts.append(base + " " + " ".join(["so the answer is five"] * rng.randint(1, 30)))
+        elif k < 0.5:
+            texts.append("\n".join(rng.choice(sentences) for _ in range(rng.randint(1, 12))))
+        elif k < 0.6:
+            texts.append("\n\n".join(rng.choice(sentences[:3]) for _ in range(rng.randint(1, 6))))
+        else:
+            texts.append(base)
+    got = repetition_batch(texts)
+    want = [repetition_stats(t) for t in texts]
+    assert [g[0] for g in got] == [w[0] for w in want]
+    assert [g[1] for g in got] == pytest.approx([w[1] for w in want], abs=1e-9)
+    assert {w[0] for w in want} >= {None, "dup_line_frac", "dup_para_frac"}  # rules exercised
