@@ -127,17 +127,85 @@ def make_length_reward(max_tokens: int = 1024, *, chars_per_token: float = 4.0) 
     return length_reward
 
 
+def instructions_reward(completions: list, **columns) -> list[float | None]:
+    """IFEval-style: share of a row's instructions the final answer follows; None without any.
+
+    Columns (IFEval / IFBench names): `instruction_id_list` and `kwargs` (one dict per id).
+    """
+    from r1data.filters.extract import split_think
+    from r1data.filters.instructions import followed
+
+    n = len(completions)
+    ids = _column(columns, "instruction_id_list", n)
+    kws = _column(columns, "kwargs", n)
+    out: list[float | None] = []
+    for c, iid, kw in zip(completions, ids, kws, strict=True):
+        if not iid:
+            out.append(None)
+            continue
+        kw = json.loads(kw) if isinstance(kw, str) else (kw or [{}] * len(iid))
+        ok = followed(split_think(_text(c))[1], list(iid), list(kw))
+        out.append(sum(ok) / len(ok))
+    return out
+
+
+def make_reward_model_reward(path: str, *, batch_size: int = 8, max_length: int = 1024
+                             ) -> Reward:
+    """A learned reward: any local AutoModelForSequenceClassification folder (one logit), scoring
+    the prompt and the final answer as a chat; returns its raw score."""
+    from pathlib import Path
+
+    if not (Path(path) / "config.json").exists():
+        raise ConfigError(f"reward model {path}: no config.json (a local folder is needed)")
+
+    state: dict = {}
+
+    def reward_model(completions: list, **columns) -> list[float | None]:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from r1data.filters.extract import split_think
+
+        if not state:
+            state["tok"] = AutoTokenizer.from_pretrained(path)
+            if state["tok"].pad_token is None:
+                state["tok"].pad_token = state["tok"].eos_token
+            state["model"] = AutoModelForSequenceClassification.from_pretrained(path).eval()
+        tok, model = state["tok"], state["model"]
+        prompts = _column(columns, "prompt", len(completions), "")
+        texts = []
+        for p, c in zip(prompts, completions, strict=True):
+            user = p if isinstance(p, str) else (p[-1]["content"] if p else "")
+            chat = [{"role": "user", "content": user},
+                    {"role": "assistant", "content": split_think(_text(c))[1]}]
+            texts.append(tok.apply_chat_template(chat, tokenize=False) if tok.chat_template
+                         else f"{user}\n{chat[1]['content']}")
+        scores: list[float | None] = []
+        with torch.no_grad():
+            for i in range(0, len(texts), batch_size):
+                enc = tok(texts[i:i + batch_size], return_tensors="pt", padding=True,
+                          truncation=True, max_length=max_length)
+                scores += model(**enc).logits[:, 0].float().tolist()
+        return scores
+
+    return reward_model
+
+
 REWARDS: dict[str, Reward] = {
     "accuracy": accuracy_reward,
     "format": format_reward,
     "language": language_reward,
     "repetition": repetition_reward,
     "length": make_length_reward(),
+    "instructions": instructions_reward,
 }
 
 
 def get_reward(name: str) -> Reward:
-    """A registered reward by name; unknown names list the known ones."""
+    """A registered reward by name (`rm:PATH` for a learned reward model); unknown names list
+    the known ones."""
+    if name.startswith("rm:"):
+        return make_reward_model_reward(name[3:])
     if name == "code" or name not in REWARDS and name.startswith("code"):
         from r1data.filters.code import code_reward
 
@@ -146,4 +214,4 @@ def get_reward(name: str) -> Reward:
         return REWARDS[name]
     except KeyError:
         raise ConfigError(f"unknown reward {name!r}; known: "
-                          f"{', '.join(sorted([*REWARDS, 'code']))}") from None
+                          f"{', '.join(sorted([*REWARDS, 'code', 'rm:PATH']))}") from None
