@@ -24,7 +24,7 @@ class SFTConfig(BaseModel):
     out: str  # checkpoints, metrics.jsonl and the final model go here
     epochs: float = Field(1.0, gt=0)  # passes over the train split
     max_steps: int | None = None  # overrides epochs when set
-    batch_size: int = Field(8, ge=1)  # packed rows per micro-batch
+    batch_size: int = Field(8, ge=1)  # packed rows per micro-batch, per process (torchrun)
     grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step
     max_len: int = Field(512, ge=8)  # tokens per packed row
     packing: bool = True
@@ -66,7 +66,7 @@ def _rows(ds, tok, cfg: SFTConfig) -> list[dict]:
     return pack(enc, cfg.max_len) if cfg.packing else enc
 
 
-def _loss(model, batch, bf16: bool):
+def _loss(model, batch, bf16: bool, reduction: str = "mean"):
     import torch
 
     ids, labels, pos, mask = batch
@@ -75,7 +75,21 @@ def _loss(model, batch, bf16: bool):
     logits = logits[:, :-1].float()
     target = labels[:, 1:]
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)),
-                                             target.reshape(-1), ignore_index=-100)
+                                             target.reshape(-1), ignore_index=-100,
+                                             reduction=reduction)
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); under torchrun the gloo (CPU) or nccl (GPU) group is started here."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
 def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
@@ -110,32 +124,39 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         raise InputError("no trainable tokens (every assistant turn was cut by max_len)",
                          path=cfg.data)
     eval_rows = _rows(test_ds, tok, cfg) if test_ds is not None and len(test_ds) else []
-    per_epoch = math.ceil(len(rows) / (cfg.batch_size * cfg.grad_accum))
+    rank, world = distributed()
+    per_micro = cfg.batch_size * world  # rows per micro-step over all processes
+    per_epoch = math.ceil(len(rows) / (per_micro * cfg.grad_accum))
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
+    orders: dict[int, list[int]] = {}
 
     def micro_batches(step: int):
-        """Deterministic from (seed, epoch): a resumed run sees the same batches."""
-        start = step * cfg.grad_accum * cfg.batch_size
+        """This process's share of the step's global batch; deterministic from (seed, epoch),
+        so a resumed run, or one on another number of processes, sees the same rows."""
+        start = step * cfg.grad_accum * per_micro
         for k in range(cfg.grad_accum):
             idx = []
             for j in range(cfg.batch_size):
-                pos = start + k * cfg.batch_size + j
-                epoch, i = divmod(pos, len(rows))
-                order = list(range(len(rows)))
-                random.Random(cfg.seed * 1000 + epoch).shuffle(order)
-                idx.append(order[i])
+                epoch, i = divmod(start + k * per_micro + rank * cfg.batch_size + j, len(rows))
+                if epoch not in orders:
+                    orders[epoch] = list(range(len(rows)))
+                    random.Random(cfg.seed * 1000 + epoch).shuffle(orders[epoch])
+                idx.append(orders[epoch][i])
             yield (collate([rows[i] for i in idx], tok.pad_token_id),
                    sum(len(rows[i]["input_ids"]) for i in idx))
 
     # --- model, optimizer, resume ---------------------------------------------------------------
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
+    model = base
+    if world > 1:  # gradients averaged over processes; FSDP would wrap here for big models
+        model = torch.nn.parallel.DistributedDataParallel(base)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
     step = 0
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
+        base.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step = state["step"]
         torch.set_rng_state(state["torch_rng"])
@@ -143,7 +164,9 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         keep_metrics(out / "metrics.jsonl", step)
 
     def save(path: Path):
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+        if rank != 0:
+            return
+        torch.save({"model": base.state_dict(), "optimizer": opt.state_dict(), "step": step,
                     "config": cfg.model_dump(), "torch_rng": torch.get_rng_state(),
                     "py_rng": random.getstate()}, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").replace(path)
@@ -153,14 +176,23 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         if not eval_rows:
             return None
         model.eval()
-        losses = [_loss(model, collate(eval_rows[i:i + cfg.batch_size], tok.pad_token_id),
+        losses = [_loss(base, collate(eval_rows[i:i + cfg.batch_size], tok.pad_token_id),
                         cfg.bf16).item() for i in range(0, len(eval_rows), cfg.batch_size)]
         model.train()
         return sum(losses) / len(losses)
 
     # --- loop -----------------------------------------------------------------------------------
-    metrics_f = open(out / "metrics.jsonl", "a")
-    bar = tqdm(total=total, initial=step, desc="sft", disable=not progress)
+    import torch.distributed as dist
+
+    def all_sum(x: float) -> float:
+        if world == 1:
+            return x
+        t = torch.tensor([x], dtype=torch.float64)
+        dist.all_reduce(t)
+        return float(t.item())
+
+    metrics_f = open(out / "metrics.jsonl", "a") if rank == 0 else None
+    bar = tqdm(total=total, initial=step, desc="sft", disable=not progress or rank != 0)
     model.train()
     last: dict = {}
     while step < total:
@@ -168,24 +200,28 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         lr = lr_at(step, total, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
-        loss_sum, tokens, seen = 0.0, 0, 0
-        for batch, n_input in micro_batches(step):
-            loss = _loss(model, batch, cfg.bf16) / cfg.grad_accum
-            loss.backward()
-            loss_sum += loss.item()
-            tokens += int((batch[1] != -100).sum())
+        batches = list(micro_batches(step))
+        # Loss = sum over every label token of the step (all micro-batches, all processes) /
+        # their number, so accumulation and process count do not change the gradient.
+        tokens = all_sum(sum(int((b[1][:, 1:] != -100).sum()) for b, _ in batches))
+        loss_sum, seen = 0.0, 0
+        for batch, n_input in batches:
+            loss = _loss(model, batch, cfg.bf16, reduction="sum") / max(tokens, 1.0) * world
+            loss.backward()  # DDP averages over processes, hence * world
+            loss_sum += loss.item() / world
             seen += n_input
+        loss_sum, seen = all_sum(loss_sum), int(all_sum(seen))
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
         dt = time.perf_counter() - t0
         last = {"step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(norm),
-                "tokens": tokens, "input_tokens": seen, "tokens_per_s": seen / dt,
-                "seconds": dt}
+                "tokens": int(tokens), "input_tokens": seen, "tokens_per_s": seen / dt,
+                "seconds": dt, "processes": world}
         if cfg.eval_every and step % cfg.eval_every == 0 or step == total:
             last["eval_loss"] = eval_loss()
-        if step % cfg.log_every == 0 or step == total:
+        if metrics_f and (step % cfg.log_every == 0 or step == total):
             metrics_f.write(json.dumps(last) + "\n")
             metrics_f.flush()
         bar.update(1)
@@ -193,9 +229,12 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         if cfg.save_every and step % cfg.save_every == 0 and step < total:
             save(ckpt)
     bar.close()
-    metrics_f.close()
     save(ckpt)
-    model.save_pretrained(out / "model")
-    tok.save_pretrained(out / "model")
-    (out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
+    if rank == 0:
+        metrics_f.close()
+        base.save_pretrained(out / "model")
+        tok.save_pretrained(out / "model")
+        (out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
+    if world > 1:
+        dist.barrier()
     return last
