@@ -81,7 +81,8 @@ def bench_sft(model_dir: str, data: Path, tmp: Path, steps: int, batch: int, max
     return r1_tps, trl_tps
 
 
-def bench_grpo(model_dir: str, tmp: Path, steps: int, G: int, prompts: int, max_new: int):
+def bench_grpo(model_dir: str, tmp: Path, steps: int, G: int, prompts: int, max_new: int,
+               bf16: bool = False):
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import GRPOConfig as TrlGRPOConfig
     from trl import GRPOTrainer
@@ -95,11 +96,11 @@ def bench_grpo(model_dir: str, tmp: Path, steps: int, G: int, prompts: int, max_
     data = tmp / "grpo"
     datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(data))
 
-    out = tmp / "r1_grpo"
+    out = tmp / f"r1_grpo_{bf16}"
     train_grpo(GRPOConfig(data=str(data), model=model_dir, out=str(out),
                           rewards={"accuracy": 1.0}, num_generations=G, prompts_per_step=prompts,
                           max_steps=steps + 1, max_completion_length=max_new, lr=1e-6,
-                          beta=0.0, loss_type="dapo", save_every=0), progress=False)
+                          beta=0.0, loss_type="dapo", save_every=0, bf16=bf16), progress=False)
     log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][1:]
     r1_step = sum(r["seconds"] for r in log) / len(log)
 
@@ -117,11 +118,11 @@ def bench_grpo(model_dir: str, tmp: Path, steps: int, G: int, prompts: int, max_
         model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
         reward_funcs=[accuracy_reward], processing_class=tok,
         train_dataset=datasets.load_from_disk(str(data))["train"],
-        args=TrlGRPOConfig(output_dir=str(tmp / "trl_grpo"), max_steps=steps + 1,
+        args=TrlGRPOConfig(output_dir=str(tmp / f"trl_grpo_{bf16}"), max_steps=steps + 1,
                            per_device_train_batch_size=G * prompts, num_generations=G,
                            max_completion_length=max_new, learning_rate=1e-6, beta=0.0,
                            loss_type="dapo", report_to=[], use_cpu=True, save_strategy="no",
-                           logging_steps=1000, temperature=1.0, top_p=1.0, top_k=0),
+                           logging_steps=1000, temperature=1.0, top_p=1.0, top_k=0, bf16=bf16),
         callbacks=[Clock()])
     trainer.train()
     trl_step = sum(times[1:]) / len(times[1:])
@@ -144,6 +145,8 @@ def main() -> None:
             str(data))
         r1_tps, trl_tps = bench_sft(model, data, tmp, args.steps, batch=8, max_len=512)
         r1_step, trl_step = bench_grpo(model, tmp, args.steps, G=8, prompts=4, max_new=64)
+        r1_bf, trl_bf = bench_grpo(model, tmp, args.steps, G=8, prompts=4, max_new=64,
+                                   bf16=True)
     print(f"tiny Llama (hidden 256, 4 layers), fp32 CPU, {args.threads} thread(s), "
           f"{args.steps} timed steps")
     print(f"{'':26s} {'r1data':>10s} {'TRL':>10s} {'ratio':>8s}")
@@ -151,6 +154,7 @@ def main() -> None:
           f"{r1_tps / trl_tps:7.2f}x")
     print(f"{'GRPO s/step (4x8, 64 new)':26s} {r1_step:10.2f} {trl_step:10.2f} "
           f"{r1_step / trl_step:7.2f}x")
+    print(f"{'GRPO s/step, bf16 both':26s} {r1_bf:10.2f} {trl_bf:10.2f} {r1_bf / trl_bf:7.2f}x")
 
 
 if __name__ == "__main__":
