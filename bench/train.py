@@ -19,6 +19,20 @@ import datasets
 import torch
 
 
+def clock(times: list[float]):
+    """A TRL/transformers callback appending each optimizer step's wall time to `times`."""
+    from transformers import TrainerCallback
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            times.append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kw):
+            times[-1] = time.perf_counter() - times[-1]
+
+    return Clock()
+
+
 def sft_rows(n=256):
     rng = random.Random(0)
     rows = []
@@ -33,7 +47,7 @@ def sft_rows(n=256):
 
 
 def bench_sft(model_dir: str, data: Path, tmp: Path, steps: int, batch: int, max_len: int):
-    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers import AutoModelForCausalLM
     from trl import SFTConfig as TrlSFTConfig
     from trl import SFTTrainer
 
@@ -51,14 +65,6 @@ def bench_sft(model_dir: str, data: Path, tmp: Path, steps: int, batch: int, max
     # TRL: same data, packing, batch and length; tokens counted as trained label tokens
     ds = datasets.load_from_disk(str(data))["train"]
     times: list[float] = []
-
-    class Clock(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            times.append(time.perf_counter())
-
-        def on_step_end(self, args, state, control, **kw):
-            times[-1] = time.perf_counter() - times[-1]
-
     trainer = SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
         processing_class=load_tokenizer(model_dir), train_dataset=ds,
@@ -66,7 +72,7 @@ def bench_sft(model_dir: str, data: Path, tmp: Path, steps: int, batch: int, max
                           per_device_train_batch_size=batch, max_length=max_len, packing=True,
                           assistant_only_loss=False, report_to=[], use_cpu=True,
                           save_strategy="no", logging_steps=1000, learning_rate=1e-4),
-        callbacks=[Clock()])
+        callbacks=[clock(times)])
     seen: list[int] = []
     original = trainer.compute_loss
 
@@ -83,7 +89,7 @@ def bench_sft(model_dir: str, data: Path, tmp: Path, steps: int, batch: int, max
 
 def bench_grpo(model_dir: str, tmp: Path, steps: int, G: int, prompts: int, max_new: int,
                bf16: bool = False):
-    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers import AutoModelForCausalLM
     from trl import GRPOConfig as TrlGRPOConfig
     from trl import GRPOTrainer
 
@@ -105,14 +111,6 @@ def bench_grpo(model_dir: str, tmp: Path, steps: int, G: int, prompts: int, max_
     r1_step = sum(r["seconds"] for r in log) / len(log)
 
     times: list[float] = []
-
-    class Clock(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kw):
-            times.append(time.perf_counter())
-
-        def on_step_end(self, args, state, control, **kw):
-            times[-1] = time.perf_counter() - times[-1]
-
     tok = load_tokenizer(model_dir)
     trainer = GRPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
@@ -123,7 +121,7 @@ def bench_grpo(model_dir: str, tmp: Path, steps: int, G: int, prompts: int, max_
                            max_completion_length=max_new, learning_rate=1e-6, beta=0.0,
                            loss_type="dapo", report_to=[], use_cpu=True, save_strategy="no",
                            logging_steps=1000, temperature=1.0, top_p=1.0, top_k=0, bf16=bf16),
-        callbacks=[Clock()])
+        callbacks=[clock(times)])
     trainer.train()
     trl_step = sum(times[1:]) / len(times[1:])
     return r1_step, trl_step

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from r1data.errors import InputError
 from r1data.filters.extract import split_think
+from r1data.filters.rewards import completion_text
 from r1data.filters.sandbox import RunResult, run_python
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
@@ -149,17 +150,6 @@ def code_correct(completion: str, tests, *, entry_point: str | None = None,
     return run_asserts(code, parsed, entry_point=entry_point, timeout=timeout).returncode == 0
 
 
-def _text(completion) -> str:
-    """A completion as text: a string, or the last message of a chat list."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        return str(completion[-1].get("content") or "")
-    if isinstance(completion, dict):
-        return str(completion.get("content") or "")
-    raise InputError(f"completion of type {type(completion).__name__}", field="completions")
-
-
 def _column(columns: dict, name: str, n: int) -> list:
     value = columns.get(name)
     if isinstance(value, (list, tuple)):
@@ -176,7 +166,7 @@ def code_reward(completions: list, **columns) -> list[float | None]:
     other columns are ignored. Rows run in a thread pool, each in its own sandboxed process.
     """
     n = len(completions)
-    texts = [_text(c) for c in completions]
+    texts = [completion_text(c) for c in completions]
     tests = [parse_tests(t) for t in _column(columns, "tests", n)]
     entries = _column(columns, "entry_point", n)
 

@@ -10,19 +10,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from r1data.errors import ConfigError
+from r1data.errors import ConfigError, InputError
 
 Reward = Callable[..., list[float | None]]
 
 
-def _text(c) -> str:
+def completion_text(c) -> str:
+    """A completion as text: a string, or the last message of a chat list (TRL passes both)."""
     if isinstance(c, str):
         return c
     if isinstance(c, list) and c and isinstance(c[-1], dict):
         return str(c[-1].get("content") or "")
     if isinstance(c, dict):
         return str(c.get("content") or "")
-    return str(c)
+    raise InputError(f"completion of type {type(c).__name__}", field="completions")
+
+
+_text = completion_text
 
 
 def _column(columns: dict, name: str, n: int, default=None) -> list:

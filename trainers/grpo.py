@@ -138,6 +138,7 @@ def train_grpo(cfg: GRPOConfig, *, progress: bool = True) -> dict:
     from transformers import AutoModelForCausalLM
 
     from r1data.filters.rewards import get_reward
+    from r1data.trainers.checkpoint import resume, save_checkpoint
     from r1data.trainers.data import (
         GRPO_COLUMNS,
         check_model_dir,
@@ -166,24 +167,11 @@ def train_grpo(cfg: GRPOConfig, *, progress: bool = True) -> dict:
         ref = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32).eval()
         ref.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    step = 0
     ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = state["step"]
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["py_rng"])
-        from r1data.trainers.sft import keep_metrics
-
-        keep_metrics(out / "metrics.jsonl", step)
+    step = resume(ckpt, model, opt, out / "metrics.jsonl")
 
     def save():
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                    "config": cfg.model_dump(), "torch_rng": torch.get_rng_state(),
-                    "py_rng": random.getstate()}, ckpt.with_suffix(".tmp"))
-        ckpt.with_suffix(".tmp").replace(ckpt)
+        save_checkpoint(ckpt, model, opt, step, cfg.model_dump())
 
     columns = [c for c in ds.column_names if c != "prompt"]
     G = cfg.num_generations

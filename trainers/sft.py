@@ -50,14 +50,6 @@ def lr_at(step: int, total: int, cfg: SFTConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * coeff)
 
 
-def keep_metrics(path: Path, step: int) -> None:
-    """On resume, drop metric lines past the checkpoint: the curve is continued, not doubled."""
-    if path.exists():
-        lines = [ln for ln in path.read_text().splitlines()
-                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        path.write_text("".join(ln + "\n" for ln in lines))
-
-
 def _rows(ds, tok, cfg: SFTConfig) -> list[dict]:
     from r1data.trainers.data import encode_sft, pack
 
@@ -98,6 +90,7 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
     from tqdm import tqdm
     from transformers import AutoModelForCausalLM
 
+    from r1data.trainers.checkpoint import resume, save_checkpoint
     from r1data.trainers.data import (
         SFT_COLUMNS,
         check_model_dir,
@@ -152,24 +145,12 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         model = torch.nn.parallel.DistributedDataParallel(base)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
-    step = 0
     ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        base.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = state["step"]
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["py_rng"])
-        keep_metrics(out / "metrics.jsonl", step)
+    step = resume(ckpt, base, opt, out / "metrics.jsonl")
 
     def save(path: Path):
-        if rank != 0:
-            return
-        torch.save({"model": base.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                    "config": cfg.model_dump(), "torch_rng": torch.get_rng_state(),
-                    "py_rng": random.getstate()}, path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)
+        if rank == 0:
+            save_checkpoint(path, base, opt, step, cfg.model_dump())
 
     @torch.no_grad()
     def eval_loss() -> float | None:
