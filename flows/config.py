@@ -8,6 +8,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from r1data.config import R1_SYSTEM_PROMPT, R1_USER_SUFFIX
 from r1data.errors import ConfigError
 
 FLOWS = ("curate", "r1_zero", "distill", "r1_pipeline")
@@ -51,6 +52,8 @@ class GenerateStage(_Strict):
     base_url: list[str] = []
     shard_prompts: int = 8
     max_model_len: int | None = None
+    system_prompt: str | None = R1_SYSTEM_PROMPT  # "" for none
+    user_suffix: str = R1_USER_SUFFIX
 
 
 class FilterStage(_Strict):
@@ -75,6 +78,26 @@ class ExportStage(_Strict):
     test_size: float = 0.1
 
 
+class StudentStage(_Strict):
+    """distill: SFT of a student on the exported teacher samples."""
+
+    model: str = "smollm2"  # the student to fine-tune
+    out: str | None = None  # default: <store>/../students/<name>
+    max_steps: int | None = None
+    epochs: float = 2.0
+    batch_size: int = 8
+    lr: float = 1e-4
+    max_len: int = 1024
+
+
+class EvalStage(_Strict):
+    """distill: the R1 protocol on the held-out prompts (test split of the export)."""
+
+    k: int = 64
+    max_tokens: int = 1024
+    max_model_len: int | None = None
+
+
 class PipelineConfig(_Strict):
     name: str
     flow: Literal["curate", "r1_zero", "distill", "r1_pipeline"] = "curate"
@@ -86,6 +109,13 @@ class PipelineConfig(_Strict):
     filter: FilterStage = FilterStage()
     select: SelectStage = SelectStage()
     export: ExportStage = ExportStage()
+    student: StudentStage = StudentStage()
+    eval: EvalStage = EvalStage()
+
+    def student_dir(self) -> Path:
+        if self.student.out:
+            return Path(self.student.out)
+        return Path(self.store).parent / "students" / self.name
 
     def export_dir(self) -> Path:
         if self.export.out:
@@ -113,6 +143,7 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
     base = path.parent
     if not Path(cfg.store).is_absolute():  # paths in the file are relative to the file
         cfg.store = str((base / cfg.store).resolve())
-    if cfg.export.out and not Path(cfg.export.out).is_absolute():
-        cfg.export.out = str((base / cfg.export.out).resolve())
+    for stage in (cfg.export, cfg.student):
+        if stage.out and not Path(stage.out).is_absolute():
+            stage.out = str((base / stage.out).resolve())
     return cfg

@@ -49,6 +49,12 @@ def outputs_present(stage: str, cfg: PipelineConfig) -> bool:
         return bool(_shard_names(cfg.store, "curated", cfg.select.name))
     if stage == "export":
         return (cfg.export_dir() / "README.md").exists()
+    if stage == "export_eval":
+        return (Path(str(cfg.export_dir()) + "-eval") / "README.md").exists()
+    if stage == "student":
+        return (cfg.student_dir() / "model" / "config.json").exists()
+    if stage == "eval":
+        return (root / "runs" / f"eval-{cfg.name}-result.json").exists()
     return True
 
 
@@ -104,7 +110,8 @@ def _tasks():
         gc = GenerateConfig(model=resolve(g.model), engine=g.engine, n=g.n,
                             temperature=g.temperature, top_p=g.top_p, max_tokens=g.max_tokens,
                             seed=g.seed, base_url=g.base_url, shard_prompts=g.shard_prompts,
-                            max_model_len=g.max_model_len)
+                            max_model_len=g.max_model_len, system_prompt=g.system_prompt or None,
+                            user_suffix=g.user_suffix)
         rep = generate(Store(cfg.store), gc, g.run, where=g.where, sources=g.sources,
                        limit=g.limit, progress=False)
         return asdict(rep)
@@ -145,6 +152,53 @@ def _tasks():
         return export(store, cfg.select.name, cfg.export_dir(), fmt=cfg.export.format,
                       test_size=cfg.export.test_size)
 
+    @task(name="export_eval", cache_key_fn=key_fn("export_eval",
+                                                   lambda c: [("curated", c.select.name)]),
+          **common)
+    def export_eval_task(cfg: PipelineConfig) -> dict:
+        """The same curated prompts in GRPO form: its test split is the student's exam."""
+        from r1data.export import export
+        from r1data.store import Store
+
+        store = Store(cfg.store)
+        if not store.read("curated", cfg.select.name, ["prompt_id"]).num_rows:
+            return {"out": None, "skipped": "no sample passed the filters"}
+        return export(store, cfg.select.name, str(cfg.export_dir()) + "-eval", fmt="grpo",
+                      test_size=cfg.export.test_size)
+
+    @task(name="student", cache_key_fn=key_fn("student", lambda c: [("curated", c.select.name)]),
+          **common)
+    def student_task(cfg: PipelineConfig) -> dict:
+        from r1data.errors import InputError
+        from r1data.models import resolve
+        from r1data.trainers.sft import SFTConfig, train_sft
+
+        if not (cfg.export_dir() / "README.md").exists():
+            raise InputError("nothing to distil: the teacher's curated set is empty",
+                             path=str(cfg.export_dir()))
+        s = cfg.student
+        out = cfg.student_dir()
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)  # a new curated set trains a new student
+        last = train_sft(SFTConfig(data=str(cfg.export_dir()), model=resolve(s.model),
+                                   out=str(out), max_steps=s.max_steps, epochs=s.epochs,
+                                   batch_size=s.batch_size, lr=s.lr, max_len=s.max_len,
+                                   save_every=0, eval_every=0), progress=False)
+        return {"model": str(out / "model"), **last}
+
+    @task(name="eval", cache_key_fn=key_fn("eval", lambda c: [("curated", c.select.name)]),
+          **common)
+    def eval_task(cfg: PipelineConfig) -> dict:
+        from r1data.evaluate import evaluate
+        from r1data.store import Store
+
+        data = Path(str(cfg.export_dir()) + "-eval")
+        split = "test" if (data / "test").exists() else "train"
+        return evaluate(Store(cfg.store), str(cfg.student_dir() / "model"), data,
+                        k=cfg.eval.k, split=split, run=f"eval-{cfg.name}",
+                        max_tokens=cfg.eval.max_tokens, progress=False)
+
     @task(name="report")
     def report_task(cfg: PipelineConfig, results: dict) -> str:
         from r1data import query
@@ -165,19 +219,30 @@ def _tasks():
         exp = results.get("export") or {}
         lines.append(f"- dataset: `{exp['out']}`" if exp.get("out")
                      else f"- dataset: none ({exp.get('skipped', 'not exported')})")
+        if "student" in results:
+            lines.append(f"- student: `{results['student']['model']}`")
+        if "eval" in results:
+            e = results["eval"]
+            lines += ["", "## Student evaluation (R1 protocol)", "",
+                      "| run | prompts | k | pass@1 | cons@k | pass@k |",
+                      "|---|---|---|---|---|---|",
+                      f"| {e['run']} | {e['prompts']} | {e['k']} | {e['pass_at_1']} | "
+                      f"{e['cons_at_k']} | {e['pass_at_k']} |"]
         md = "\n".join(lines)
         create_markdown_artifact(markdown=md, key=f"r1data-{cfg.name}".lower().replace("_", "-"),
                                  description=f"r1data {cfg.flow} report")
         return md
 
-    return prompts_task, generate_task, filter_task, select_task, export_task, report_task
+    curate = [prompts_task, generate_task, filter_task, select_task, export_task]
+    return {"curate": curate,
+            "distill": [*curate, export_eval_task, student_task, eval_task]}, report_task
 
 
 def curate_flow_fn(cfg: PipelineConfig) -> dict:
-    """Body of the flow: the five stages in order, results keyed by stage."""
-    *stages, report_task = _tasks()
+    """Body of the flow: its stages in order (curate, or distill = curate + student + eval)."""
+    flows, report_task = _tasks()
     results = {}
-    for t in stages:
+    for t in flows[cfg.flow]:
         # a cached result whose outputs were deleted is recomputed, not trusted
         fresh = t.with_options(refresh_cache=not outputs_present(t.name, cfg))
         results[t.name] = fresh.submit(cfg).result()  # on the configured task runner

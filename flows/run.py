@@ -43,9 +43,9 @@ def task_runner(cfg: PipelineConfig):
 def build_flow(cfg: PipelineConfig):
     from prefect import flow
 
-    if cfg.flow != "curate":
-        raise ConfigError(f"flow {cfg.flow!r} needs the trainers stage, which this version "
-                          "does not chain yet; use flow: curate")
+    if cfg.flow not in ("curate", "distill"):
+        raise ConfigError(f"flow {cfg.flow!r} is not chained yet (curate and distill are); "
+                          "run its stages with `r1data train` meanwhile")
     from r1data.flows.curate import curate_flow_fn
 
     @flow(name=f"r1data-{cfg.flow}", flow_run_name=cfg.name, task_runner=task_runner(cfg),

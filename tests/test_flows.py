@@ -197,3 +197,52 @@ def test_scheduled_deployment_on_a_real_prefect_server(tmp_path, tiny_model):
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, 9)
+
+
+@pytest.mark.slow
+def test_distill_flow_trains_and_evaluates_a_student(tmp_path):
+    """Teacher (a tiny model given a cold start here) -> verified samples -> student SFT ->
+    R1 evaluation of the student on held-out prompts, all as one Prefect flow."""
+    import random
+
+    import datasets
+    import torch
+
+    from r1data.store import Store
+    from r1data.tinymodel import build_tiny_model
+    from r1data.trainers.sft import SFTConfig, train_sft
+
+    torch.set_num_threads(1)
+    pairs = [(a, b) for a in range(10) for b in range(10)]
+    random.Random(0).shuffle(pairs)
+    rows = [{"messages": [{"role": "user", "content": f"What is {a} + {b}?"},
+                          {"role": "assistant",
+                           "content": f"<think>\n{a} + {b} = {a + b}\n</think>\n"
+                                      f"\\boxed{{{a + b}}}"}]} for a, b in pairs[:80]]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(
+        str(tmp_path / "cold"))
+    train_sft(SFTConfig(data=str(tmp_path / "cold"), model=str(build_tiny_model(tmp_path / "b")),
+                        out=str(tmp_path / "teacher"), max_steps=150, batch_size=8, lr=3e-3,
+                        warmup_steps=10, max_len=256, eval_every=0, save_every=0),
+                progress=False)
+    prompts = tmp_path / "sums.jsonl"
+    prompts.write_text("".join(json.dumps({"problem": f"What is {a} + {b}?", "answer": a + b})
+                               + "\n" for a, b in pairs[:24]))
+    student = build_tiny_model(tmp_path / "student-base", seed=1)
+    path = write_cfg(
+        tmp_path, tmp_path / "teacher" / "model", flow="distill", name="distil",
+        prompts={"synth": None, "add": [{"path": str(prompts), "source": "sums"}]},
+        generate={"n": 4, "max_tokens": 24, "max_model_len": 512, "system_prompt": "",
+                  "user_suffix": ""},
+        filter={"checks": ["correct", "format"]}, export={"format": "sft", "test_size": 0.25},
+        student={"model": str(student), "max_steps": 60, "lr": 3e-3, "max_len": 256},
+        eval={"k": 4, "max_tokens": 24, "max_model_len": 512})
+    res = flow_run(path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    st = states(res.stderr)
+    assert st["student"] == st["eval"] == "Completed", st
+    store = Store(tmp_path / "store", create=False)
+    assert store.read("curated", "cur").num_rows > 10  # the teacher's verified samples
+    assert (tmp_path / "students" / "distil" / "model" / "config.json").exists()
+    result = store.read_manifest("eval-distil-result")
+    assert result["k"] == 4 and result["prompts"] >= 1 and 0 <= result["pass_at_1"] <= 1
