@@ -98,6 +98,22 @@ class EvalStage(_Strict):
     max_model_len: int | None = None
 
 
+class RLStage(_Strict):
+    """r1_zero: GRPO straight from a base model on verifiable prompts (R1-Zero)."""
+
+    model: str = "smollm2"
+    out: str | None = None  # default: <store>/../policies/<name>
+    rewards: dict[str, float] = {"accuracy": 1.0, "format": 0.2}
+    num_generations: int = 16  # R1: 16
+    prompts_per_step: int = 4
+    max_steps: int = 100
+    max_completion_length: int = 256
+    temperature: float = 1.0
+    lr: float = 1e-6
+    beta: float = 0.0
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = "dapo"
+
+
 class PipelineConfig(_Strict):
     name: str
     flow: Literal["curate", "r1_zero", "distill", "r1_pipeline"] = "curate"
@@ -110,7 +126,13 @@ class PipelineConfig(_Strict):
     select: SelectStage = SelectStage()
     export: ExportStage = ExportStage()
     student: StudentStage = StudentStage()
+    rl: RLStage = RLStage()
     eval: EvalStage = EvalStage()
+
+    def policy_dir(self) -> Path:
+        if self.rl.out:
+            return Path(self.rl.out)
+        return Path(self.store).parent / "policies" / self.name
 
     def student_dir(self) -> Path:
         if self.student.out:
@@ -143,7 +165,7 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
     base = path.parent
     if not Path(cfg.store).is_absolute():  # paths in the file are relative to the file
         cfg.store = str((base / cfg.store).resolve())
-    for stage in (cfg.export, cfg.student):
+    for stage in (cfg.export, cfg.student, cfg.rl):
         if stage.out and not Path(stage.out).is_absolute():
             stage.out = str((base / stage.out).resolve())
     return cfg

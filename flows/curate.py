@@ -55,6 +55,10 @@ def outputs_present(stage: str, cfg: PipelineConfig) -> bool:
         return (cfg.student_dir() / "model" / "config.json").exists()
     if stage == "eval":
         return (root / "runs" / f"eval-{cfg.name}-result.json").exists()
+    if stage == "rl_data":
+        return (Path(str(cfg.export_dir()) + "-rl") / "dataset_dict.json").exists()
+    if stage == "rl":
+        return (cfg.policy_dir() / "model" / "config.json").exists()
     return True
 
 
@@ -199,6 +203,44 @@ def _tasks():
                         k=cfg.eval.k, split=split, run=f"eval-{cfg.name}",
                         max_tokens=cfg.eval.max_tokens, progress=False)
 
+    @task(name="rl_data", cache_key_fn=key_fn("rl_data", lambda c: [("prompts",)]), **common)
+    def rl_data_task(cfg: PipelineConfig) -> dict:
+        from r1data.export import export_prompts
+        from r1data.store import Store
+
+        return export_prompts(Store(cfg.store), str(cfg.export_dir()) + "-rl",
+                              where=cfg.generate.where, sources=cfg.generate.sources,
+                              test_size=cfg.export.test_size)
+
+    @task(name="rl", cache_key_fn=key_fn("rl", lambda c: [("prompts",)]), **common)
+    def rl_task(cfg: PipelineConfig) -> dict:
+        import shutil
+
+        from r1data.models import resolve
+        from r1data.trainers.grpo import GRPOConfig, train_grpo
+
+        r = cfg.rl
+        out = cfg.policy_dir()
+        shutil.rmtree(out, ignore_errors=True)
+        last = train_grpo(GRPOConfig(
+            data=str(cfg.export_dir()) + "-rl", model=resolve(r.model), out=str(out),
+            rewards=r.rewards, num_generations=r.num_generations,
+            prompts_per_step=r.prompts_per_step, max_steps=r.max_steps,
+            max_completion_length=r.max_completion_length, temperature=r.temperature, lr=r.lr,
+            beta=r.beta, loss_type=r.loss_type, save_every=0), progress=False)
+        return {"model": str(out / "model"), **last}
+
+    @task(name="eval", cache_key_fn=key_fn("eval", lambda c: [("prompts",)]), **common)
+    def rl_eval_task(cfg: PipelineConfig) -> dict:
+        from r1data.evaluate import evaluate
+        from r1data.store import Store
+
+        data = Path(str(cfg.export_dir()) + "-rl")
+        split = "test" if (data / "test").exists() else "train"
+        return evaluate(Store(cfg.store), str(cfg.policy_dir() / "model"), data, k=cfg.eval.k,
+                        split=split, run=f"eval-{cfg.name}", max_tokens=cfg.eval.max_tokens,
+                        progress=False)
+
     @task(name="report")
     def report_task(cfg: PipelineConfig, results: dict) -> str:
         from r1data import query
@@ -221,6 +263,9 @@ def _tasks():
                      else f"- dataset: none ({exp.get('skipped', 'not exported')})")
         if "student" in results:
             lines.append(f"- student: `{results['student']['model']}`")
+        if "rl" in results:
+            rl = results["rl"]
+            lines.append(f"- policy: `{rl['model']}` (last step reward {rl.get('reward')})")
         if "eval" in results:
             e = results["eval"]
             lines += ["", "## Student evaluation (R1 protocol)", "",
@@ -235,11 +280,13 @@ def _tasks():
 
     curate = [prompts_task, generate_task, filter_task, select_task, export_task]
     return {"curate": curate,
-            "distill": [*curate, export_eval_task, student_task, eval_task]}, report_task
+            "distill": [*curate, export_eval_task, student_task, eval_task],
+            "r1_zero": [prompts_task, rl_data_task, rl_task, rl_eval_task]}, report_task
 
 
 def curate_flow_fn(cfg: PipelineConfig) -> dict:
-    """Body of the flow: its stages in order (curate, or distill = curate + student + eval)."""
+    """Body of the flow: its stages in order (curate; distill = curate + student + eval;
+    r1_zero = prompts + GRPO from the base model + eval)."""
     flows, report_task = _tasks()
     results = {}
     for t in flows[cfg.flow]:

@@ -43,8 +43,9 @@ def task_runner(cfg: PipelineConfig):
 def build_flow(cfg: PipelineConfig):
     from prefect import flow
 
-    if cfg.flow not in ("curate", "distill"):
-        raise ConfigError(f"flow {cfg.flow!r} is not chained yet (curate and distill are); "
+    if cfg.flow not in ("curate", "distill", "r1_zero"):
+        raise ConfigError(f"flow {cfg.flow!r} is not chained yet (curate, distill and r1_zero "
+                          "are); "
                           "run its stages with `r1data train` meanwhile")
     from r1data.flows.curate import curate_flow_fn
 

@@ -36,8 +36,8 @@ def rows_for(store: Store, curated: str, fmt: str) -> list[dict]:
     from r1data import query
 
     rel = query.run(store, f"""
-        SELECT prompt_id, sample_idx, run, source, problem, answer, domain, tests, completion,
-               reasoning, final
+        SELECT prompt_id, sample_idx, run, source, problem, answer, domain, tests, meta,
+               completion, reasoning, final
         FROM curated WHERE curated = '{curated}' ORDER BY prompt_id, sample_idx""")
     data = rel.pl().to_dicts()
     if not data:
@@ -57,7 +57,8 @@ def rows_for(store: Store, curated: str, fmt: str) -> list[dict]:
         seen.add(r["prompt_id"])
         out.append({"prompt": [{"role": "user", "content": user_text(r["problem"], r["domain"])}],
                     "answer": r["answer"] or "", "domain": r["domain"],
-                    "tests": r["tests"] or "", "prompt_id": r["prompt_id"], "source": r["source"]})
+                    "tests": r["tests"] or "", "meta": r["meta"] or "",
+                    "prompt_id": r["prompt_id"], "source": r["source"]})
     return out
 
 
@@ -138,3 +139,27 @@ def export(store: Store, curated: str, out: str | Path, *, fmt: Literal["sft", "
         HfApi().upload_file(path_or_fileobj=str(out / "README.md"), path_in_repo="README.md",
                             repo_id=push_to_hub, repo_type="dataset")
     return {"out": str(out), "format": fmt, **counts}
+
+
+def export_prompts(store: Store, out: str | Path, *, where: str | None = None,
+                   sources: list[str] | None = None, test_size: float = 0.1) -> dict:
+    """Prompts alone as a GRPO dataset (R1-Zero needs no teacher samples), split by prompt."""
+    import datasets
+
+    from r1data.generate import select_prompts
+
+    picked = {p["prompt_id"] for p in select_prompts(store, where=where, sources=sources)}
+    rows = [{"prompt": [{"role": "user", "content": user_text(r["problem"], r["domain"])}],
+             "answer": r["answer"] or "", "domain": r["domain"], "tests": r["tests"] or "",
+             "meta": r["meta"] or "", "prompt_id": r["prompt_id"], "source": r["source"]}
+            for r in store.read("prompts").to_pylist() if r["prompt_id"] in picked]
+    if not rows:
+        raise InputError("no prompts match", path=str(store.root))
+    test = [r for r in rows if _in_test(r["prompt_id"], test_size)]
+    train = [r for r in rows if not _in_test(r["prompt_id"], test_size)] or test
+    splits = {"train": train, "test": test if train is not test else []}
+    out = Path(out)
+    dd = datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items() if v})
+    shutil.rmtree(out, ignore_errors=True)
+    dd.save_to_disk(str(out))
+    return {"out": str(out), **{k: len(v) for k, v in dd.items()}}

@@ -16,7 +16,7 @@ QUALIFY row_number() OVER (PARTITION BY run, prompt_id, sample_idx ORDER BY crea
 
 -- Curated sets: selected samples with their prompt and completion.
 CREATE OR REPLACE VIEW curated AS
-SELECT c.curated, s.*, p.source, p.problem, p.answer, p.domain, p.tests
+SELECT c.curated, s.*, p.source, p.problem, p.answer, p.domain, p.tests, p.meta
 FROM read_parquet('curated/**/*.parquet', union_by_name = true) AS c
 JOIN samples AS s USING (run, prompt_id, sample_idx)
 JOIN prompts AS p USING (prompt_id);

@@ -246,3 +246,26 @@ def test_distill_flow_trains_and_evaluates_a_student(tmp_path):
     assert (tmp_path / "students" / "distil" / "model" / "config.json").exists()
     result = store.read_manifest("eval-distil-result")
     assert result["k"] == 4 and result["prompts"] >= 1 and 0 <= result["pass_at_1"] <= 1
+
+
+@pytest.mark.slow
+def test_r1_zero_flow_runs_grpo_from_the_base_model(tmp_path, tiny_model):
+    """Prompts only -> GRPO on verifiable rewards from the base model -> evaluation."""
+    from r1data.store import Store
+
+    path = write_cfg(
+        tmp_path, tiny_model, flow="r1_zero", name="zero",
+        prompts={"synth": {"kinds": ["arithmetic", "countdown"], "n": 6, "level": 1}},
+        export={"test_size": 0.25},
+        rl={"model": str(tiny_model), "num_generations": 4, "prompts_per_step": 2,
+            "max_steps": 3, "max_completion_length": 12, "rewards": {"accuracy": 1.0,
+                                                                     "language": 0.1}},
+        eval={"k": 2, "max_tokens": 8, "max_model_len": 1024})
+    res = flow_run(path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    st = states(res.stderr)
+    assert st["rl_data"] == st["rl"] == st["eval"] == "Completed", st
+    log = (tmp_path / "policies" / "zero" / "metrics.jsonl").read_text().splitlines()
+    assert len(log) == 3 and "rewards/accuracy/mean" in json.loads(log[-1])
+    result = Store(tmp_path / "store", create=False).read_manifest("eval-zero-result")
+    assert result["k"] == 2 and result["prompts"] >= 1
