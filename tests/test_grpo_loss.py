@@ -125,3 +125,18 @@ def test_group_advantages_against_hand_reference():
     assert torch.allclose(group_advantages(r, 4, scale="none")[:4], r[:4] - 0.5)
     with pytest.raises(ConfigError):
         group_advantages(r, 3)
+
+
+def test_unscorable_rewards_are_left_out_of_the_group_statistics():
+    # NaN = every reward function returned None: excluded from mean/std, advantage 0 (as TRL)
+    r = torch.tensor([1.0, math.nan, 0.0, 0.0, math.nan, math.nan, math.nan, math.nan])
+    got = group_advantages(r, 4)
+    scored = [1.0, 0.0, 0.0]
+    mean = sum(scored) / 3
+    std = math.sqrt(sum((x - mean) ** 2 for x in scored) / 2)  # Bessel over the scored ones
+    want = [(1 - mean) / (std + 1e-4), 0.0, -mean / (std + 1e-4), -mean / (std + 1e-4)] + [0.0] * 4
+    assert torch.allclose(got, torch.tensor(want), atol=1e-6)
+    assert not got.isnan().any()
+    batch = group_advantages(r, 4, scale="batch")
+    assert torch.allclose(batch[:4], torch.tensor([(x - mean) / (std + 1e-4) if x == x else 0.0
+                                                   for x in r[:4].tolist()]), atol=1e-6)

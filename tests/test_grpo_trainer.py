@@ -57,8 +57,17 @@ def test_dynamic_sampling_drops_groups_with_equal_rewards(tiny_model, grpo_data,
     assert res["frac_reward_zero_std"] == 1.0 and res["kept_groups"] == 0
 
 
-def test_resume_from_checkpoint(tiny_model, grpo_data, tmp_path):
-    _, first = run(tiny_model, grpo_data, tmp_path / "o", max_steps=2)
-    _, log = run(tiny_model, grpo_data, tmp_path / "o", max_steps=4)
+def test_resume_continues_the_same_run(tiny_model, grpo_data, tmp_path):
+    # rewards that vary within groups, so the updates move the policy and the curve can differ
+    kw = {"rewards": {"language": 1.0, "length": 0.1}, "lr": 1e-3, "max_completion_length": 16}
+    _, whole = run(tiny_model, grpo_data, tmp_path / "whole", max_steps=4, **kw)
+    _, first = run(tiny_model, grpo_data, tmp_path / "o", max_steps=2, **kw)
+    _, log = run(tiny_model, grpo_data, tmp_path / "o", max_steps=4, **kw)
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert log[:2] == first
+
+    for a, b in zip(log, whole, strict=True):  # same rollouts, rewards and losses
+        assert a.keys() == b.keys()
+        assert {k: a[k] for k in a if k != "seconds"} == pytest.approx(
+            {k: b[k] for k in b if k != "seconds"}, abs=1e-6)
+    assert any(r["loss"] != 0.0 for r in whole)

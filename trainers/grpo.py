@@ -11,39 +11,53 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from r1data.errors import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
 
 
 # --- the maths -----------------------------------------------------------------------------------
-def group_advantages(rewards, group_size: int, scale: str = "group"):
-    """(r - group mean) / (std + 1e-4); std with Bessel's correction as TRL; scale: group, batch
-    or none."""
+def _nanstd(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Standard deviation with Bessel's correction over the non-NaN values (as TRL's nanstd)."""
+    import torch
 
+    mean = torch.nanmean(x, dim=dim, keepdim=True)
+    var = torch.nanmean((x - mean) ** 2, dim=dim)
+    count = (~x.isnan()).sum(dim=dim)
+    return torch.sqrt(var * count / (count - 1))
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group"
+                     ) -> torch.Tensor:
+    """(r - group mean) / (std + 1e-4); std with Bessel's correction as TRL; scale: group, batch
+    or none. NaN rewards (no reward function could score the completion) are left out of the
+    group statistics and get advantage 0, as in TRL."""
+    import torch
+
+    if scale not in ("group", "batch", "none"):
+        raise ConfigError(f"unknown advantage scale {scale!r} (group, batch, none)")
     if rewards.numel() % group_size:
         raise ConfigError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
-    grouped = rewards.view(-1, group_size)
-    mean = grouped.mean(dim=1).repeat_interleave(group_size)
-    adv = rewards - mean
+    grouped = rewards.view(-1, group_size)  # (num_prompts, G)
+    adv = rewards - torch.nanmean(grouped, dim=1).repeat_interleave(group_size)
     if scale == "group":
-        std = grouped.std(dim=1).repeat_interleave(group_size)
+        adv = adv / (_nanstd(grouped, dim=1).repeat_interleave(group_size) + 1e-4)
     elif scale == "batch":
-        std = rewards.std().expand_as(rewards)
-    elif scale == "none":
-        return adv
-    else:
-        raise ConfigError(f"unknown advantage scale {scale!r} (group, batch, none)")
-    return adv / (std + 1e-4)
+        adv = adv / (_nanstd(rewards) + 1e-4)
+    return torch.where(adv.isnan(), torch.zeros_like(adv), adv)
 
 
-def grpo_loss(logps, old_logps, ref_logps, advantages, mask, *, beta: float, eps_low: float,
+def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Tensor | None,
+              advantages: torch.Tensor, mask: torch.Tensor, *, beta: float, eps_low: float,
               eps_high: float, loss_type: str, max_completion_length: int | None = None,
-              num_items_in_batch: float | None = None):
+              num_items_in_batch: float | None = None) -> torch.Tensor:
     """Clipped surrogate + beta * k3 KL, aggregated as TRL's loss_type.
 
     logps, old_logps, ref_logps, mask: (B, T); advantages: (B,). ref_logps may be None when
@@ -213,15 +227,21 @@ def train_grpo(cfg: GRPOConfig, *, progress: bool = True) -> dict:
         per_fn = {}
         for name, fn in reward_fns.items():
             vals = fn(completions, **kwargs)
+            if len(vals) != len(completions):
+                raise ConfigError(f"reward {name!r} returned {len(vals)} values for "
+                                  f"{len(completions)} completions")
             per_fn[name] = torch.tensor([math.nan if v is None else float(v) for v in vals])
-        total = sum(cfg.rewards[n] * torch.nan_to_num(v, nan=0.0) for n, v in per_fn.items())
+        stacked = torch.stack([cfg.rewards[n] * v for n, v in per_fn.items()], 1)  # (B*G, F)
+        total = stacked.nansum(1)  # None counts as 0 beside other rewards, as TRL's nansum...
+        total[stacked.isnan().all(1)] = math.nan  # ...but unscorable by all: no advantage
 
         # --- 3. advantages --------------------------------------------------------------------
         adv = group_advantages(total, G, cfg.scale_rewards)
-        std_g = total.view(-1, G).std(dim=1)
+        std_g = torch.nan_to_num(_nanstd(total.view(-1, G), dim=1), nan=0.0)  # (num_prompts,)
         keep = torch.ones_like(total, dtype=torch.bool)
         if cfg.dynamic_sampling:
             keep = (std_g > 0).repeat_interleave(G)
+        lengths = mask.sum(1).float()  # before masking truncated completions out of the loss
         if cfg.mask_truncated:
             mask = mask * (~truncated).long()[:, None]
         ids = gen[keep]
@@ -260,13 +280,15 @@ def train_grpo(cfg: GRPOConfig, *, progress: bool = True) -> dict:
                         d = ref_lp - logps
                         stats["kl"] = float(((d.exp() - d - 1) * m).sum() / m.sum().clamp(min=1))
         step += 1
-        lengths = mask.sum(1).float()
-        last = {"step": step, "reward": float(total.mean()), "reward_std": float(total.std()),
+        last = {"step": step, "reward": float(total.nanmean()),
+                "reward_std": float(_nanstd(total)) if (~total.isnan()).sum() > 1 else 0.0,
                 **{f"rewards/{n}/mean": float(torch.nanmean(v)) for n, v in per_fn.items()},
                 **{f"rewards/{n}/std": float(v[~v.isnan()].std()) if (~v.isnan()).sum() > 1
                    else 0.0 for n, v in per_fn.items()},
                 "frac_reward_zero_std": float((std_g == 0).float().mean()),
                 "completion_length": float(lengths.mean()),
+                "completion_length_min": int(lengths.min()),
+                "completion_length_max": int(lengths.max()),
                 "truncated_frac": float(truncated.float().mean()),
                 "kept_groups": int(keep.sum()) // G, **stats,
                 "seconds": time.perf_counter() - t0}
