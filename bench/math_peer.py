@@ -21,20 +21,39 @@ VERSION = "0.9.0"
 
 
 def sdist_tests(cache: Path | None = None) -> Path:
-    """Download (once) and unpack math-verify's sdist; return its tests/ folder."""
+    """Download (once) and unpack math-verify's sdist; return its tests/ folder.
+
+    Raises R1DataError with the reason when the registry cannot be reached: the peer check
+    must fail loudly, never pass or skip without its yardstick.
+    """
+    from r1data.errors import R1DataError
+
     cache = cache or Path(os.environ.get("R1DATA_CACHE_DIR") or ".cache/r1data") / "peer"
     root = cache / f"math_verify-{VERSION}"
     if not (root / "tests").exists():
         cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
-                        ":all:", "-q", "-d", str(cache), f"math-verify=={VERSION}"], check=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+               "-q", "-d", str(cache), f"math-verify=={VERSION}"]
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600)
+        except subprocess.CalledProcessError as e:
+            tail = (e.stderr or e.stdout or "").strip().splitlines()[-1:]
+            raise R1DataError(f"could not download math-verify=={VERSION} sdist from the "
+                              f"package registry: {' '.join(tail) or e}") from None
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise R1DataError(f"could not run pip download for math-verify: {e}") from None
         with tarfile.open(cache / f"math_verify-{VERSION}.tar.gz") as tf:
             tf.extractall(cache, filter="data")
+    if not (root / "tests").is_dir():
+        raise R1DataError(f"{root}: the math-verify sdist has no tests/ folder")
     return root / "tests"
 
 
+EXPECTED = ("expected", "result")  # test_yujianll.py names the verdict `result`
+
+
 def cases(tests_dir: Path) -> list[tuple[str, str, str, bool]]:
-    """(file, gold, pred, expected) from every parametrize over gold, pred, expected."""
+    """(file, gold, pred, expected) from every parametrize over gold, pred and the verdict."""
     out = []
     for path in sorted(tests_dir.glob("test_*.py")):
         tree = ast.parse(path.read_text())
@@ -43,9 +62,10 @@ def cases(tests_dir: Path) -> list[tuple[str, str, str, bool]]:
                     and len(node.args) >= 2 and isinstance(node.args[0], ast.Constant)):
                 continue
             names = [n.strip() for n in str(node.args[0].value).split(",")]
-            if not {"gold", "pred", "expected"} <= set(names):
+            verdict = next((k for k in EXPECTED if k in names), None)
+            if verdict is None or not {"gold", "pred"} <= set(names):
                 continue
-            gi, pi, ei = (names.index(k) for k in ("gold", "pred", "expected"))
+            gi, pi, ei = (names.index(k) for k in ("gold", "pred", verdict))
             try:
                 rows = ast.literal_eval(node.args[1])
             except ValueError:

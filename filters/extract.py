@@ -14,12 +14,16 @@ _ANSWER_IS = re.compile(
     re.IGNORECASE)
 _BOLD = re.compile(r"\*\*([^*\n]{1,200})\*\*")
 _NUMBER = re.compile(r"-?(?:\d{1,3}(?: \d{3})+(?![\d,.])|\d[\d,]*(?:\.\d+)?|\.\d+)(?:/\d+)?")
-_TRAILING_NUMBER = re.compile(r"(-?[\d,]*\.?\d+)\s*\W*$")
-_BOX_GAP = re.compile(r"^[\s,;]*(?:\\quad|\\qquad|\\text\{\s*(?:and|or|,)\s*\}|and|or|,|\s)*$")
+_TRAILING_NUMBER = re.compile(r"(-?[\d,]*\.?\d+(?:\s*/\s*\d+)?)\s*\W*$")
+_ONE_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+_CHOICE_LEAD = re.compile(r"^\(?[A-E]\)\s")  # "(C) 12": the letter decides a multiple choice
+# Between boxes that form one answer list: "and", "or", commas, \quad, math delimiters.
+_BOX_GAP = re.compile(r"^(?:\\quad|\\qquad|\\text\{\s*(?:and|or|,)\s*\}|and|or|[\s,;$]|"
+                      r"\\[()\[\]])*$")
+_FINAL_IS = re.compile(r"final answer\s*(?:is|:)", re.IGNORECASE)
 # Inline and display math, last one wins: $...$, $$...$$, \(...\), \[...\]
-_MATH = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$(?!\$)(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]",
-                   re.DOTALL)
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_MATH_OPEN = re.compile(r"\\\(|\\\[|\$\$|(?<!\\)\$")
+_MATH_CLOSE = {"\\(": "\\)", "\\[": "\\]", "$$": "$$", "$": "$"}
 
 
 def split_think(completion: str) -> tuple[str | None, str]:
@@ -35,77 +39,144 @@ def split_think(completion: str) -> tuple[str | None, str]:
     return completion[begin:end].strip(), completion[end + len("</think>"):].strip()
 
 
+def _closers(tail: str) -> dict[int, int]:
+    """Position of each `{` -> its matching `}`, in one pass (unbalanced ones are absent)."""
+    match: dict[int, int] = {}
+    stack: list[int] = []
+    for m in re.finditer(r"[{}]", tail):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            match[stack.pop()] = m.start()
+    return match
+
+
 def _boxes(tail: str) -> list[tuple[int, int, str]]:
     """(start, end, content) of every balanced \\boxed{…}/\\fbox{…} (or `\\boxed 5`)."""
     out = []
+    closers: dict[int, int] | None = None
     for m in _BOX.finditer(tail):
         i = m.end()
         if i < len(tail) and tail[i] == "{":
-            depth = 0
-            for j in range(i, len(tail)):
-                if tail[j] == "{":
-                    depth += 1
-                elif tail[j] == "}":
-                    depth -= 1
-                    if depth == 0:
-                        out.append((m.start(), j + 1, tail[i + 1:j].strip()))
-                        break
-            continue  # unbalanced: skipped
-        word = re.match(r"[^\s$]+", tail[i:])
+            if closers is None:
+                closers = _closers(tail)
+            j = closers.get(i)
+            if j is not None:  # unbalanced boxes are skipped
+                out.append((m.start(), j + 1, tail[i + 1:j].strip()))
+            continue
+        word = re.match(r"[^\s$]+", tail[i:i + 200])
         if word:
             out.append((m.start(), i + word.end(), word.group(0)))
     return out
 
 
-def last_boxed(text: str) -> str | None:
-    """The last box's content; boxes joined only by "and", commas or \\quad form one list."""
-    boxes = _boxes(text[-TAIL:])
-    if not boxes:
-        return None
-    tail = text[-TAIL:]
+def _group(tail: str, boxes: list[tuple[int, int, str]]) -> str:
+    """The last box, with the boxes before it that only "and", commas or \\quad separate."""
     group = [boxes[-1]]
     for prev in reversed(boxes[:-1]):
         if not _BOX_GAP.match(tail[prev[1]:group[0][0]]):
             break
         group.insert(0, prev)
-    return ", ".join(b[2] for b in group)
+    return ", ".join(dict.fromkeys(b[2] for b in group))  # \\boxed{6} \\boxed{6} is one 6
+
+
+def last_boxed(text: str) -> str | None:
+    """The last box's content; boxes joined only by "and", commas or \\quad form one list."""
+    tail = text[-TAIL:]
+    boxes = _boxes(tail)
+    return _group(tail, boxes) if boxes else None
+
+
+def boxed_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, content) of every balanced box in the text's tail (offsets in the tail);
+    a gold answer may box each part."""
+    return _boxes(text[-TAIL:])
+
+
+def math_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, content) of each $…$, $$…$$, \\(…\\), \\[…\\] span, in linear time: a
+    delimiter whose closer never comes is scanned for once, not once per opening."""
+    out = []
+    missing: set[str] = set()  # closers absent from the rest of the text
+    pos = 0
+    while True:
+        m = _MATH_OPEN.search(text, pos)
+        if m is None:
+            return out
+        closer = _MATH_CLOSE[m.group()]
+        j = -1 if closer in missing else text.find(closer, m.end())
+        while closer == "$" and j > 0 and text[j - 1] == "\\":  # \\$ is a dollar sign
+            j = text.find(closer, j + 1)
+        if j < 0:
+            missing.add(closer)
+            pos = m.end()
+            continue
+        out.append((m.start(), j + len(closer), text[m.end():j]))
+        pos = j + len(closer)
 
 
 def last_math(text: str) -> str | None:
-    """Content of the last inline or display math span."""
-    spans = [next(g for g in m.groups() if g is not None).strip()
-             for m in _MATH.finditer(text[-TAIL:])]
-    spans = [s for s in spans if s]
+    """Content of the last non-empty inline or display math span."""
+    spans = [c.strip() for _, _, c in math_spans(text[-TAIL:])]
+    spans = [c for c in spans if c]
     return spans[-1] if spans else None
 
 
+def last_tag(text: str, tag: str = "answer") -> str | None:
+    """Content of the last <tag>…</tag> (stripped), found from the end in linear time."""
+    end = text.rfind(f"</{tag}>")
+    start = text.rfind(f"<{tag}>", 0, end) if end >= 0 else -1
+    return text[start + len(tag) + 2:end].strip() if start >= 0 else None
+
+
+def _said(ans: str) -> str | None:
+    """The answer inside a "the answer is …" phrase: its number, math span or short text."""
+    ans = ans.strip()
+    for _ in range(3):  # "Answer: The final answer is 7." -> "7"
+        inner = _ANSWER_IS.findall(ans)
+        if not inner or inner[-1].strip() == ans:
+            break
+        ans = inner[-1].strip()
+    if _CHOICE_LEAD.match(ans):
+        return ans.rstrip(" .")
+    math = last_math(ans)
+    closed = ans.rstrip(" .").endswith(("$", "\\)", "\\]"))
+    number = _TRAILING_NUMBER.search(ans)
+    if number and not (math and closed):
+        return number.group(1)
+    if math:
+        return math
+    numbers = _ONE_NUMBER.findall(ans)
+    if len(numbers) == 1 and len(ans) <= 120:  # "Jane started 3 hours ago" -> "3"
+        return numbers[0]
+    return ans.strip("*$ ").rstrip(".") or None
+
+
 def extract_answer(text: str | None) -> str | None:
-    """Last box, <answer>, "the answer is X", last math span, **X**, a bare expression, or
-    the last number: weak models rarely box, so the fallbacks are what sees their answers."""
+    """Last box (unless a later "final answer is X" overrides it), <answer>, "the answer is
+    X", last math span, **X**, a bare expression, or the last number: weak models rarely box,
+    so the fallbacks are what sees their answers."""
     if not text:
         return None
-    boxed = last_boxed(text)
-    if boxed:
-        return boxed
     tail = text[-TAIL:]
-    tags = _ANSWER_TAG.findall(tail)
-    if tags and tags[-1].strip():
-        return tags[-1].strip()
+    boxes = _boxes(tail)
+    boxed = _group(tail, boxes) if boxes else None
+    if boxed:
+        final = list(_FINAL_IS.finditer(tail, boxes[-1][1]))
+        if final:
+            found = _ANSWER_IS.findall(tail[final[-1].start():])
+            said = _said(found[-1]) if found else None
+            if said and re.search(r"\d", said):
+                return said
+        return boxed
+    tag = last_tag(tail)
+    if tag:
+        return tag
     found = _ANSWER_IS.findall(tail)
     if found:
-        ans = found[-1].strip()
-        for _ in range(3):  # "Answer: The final answer is 7." -> "7"
-            inner = _ANSWER_IS.findall(ans)
-            if not inner or inner[-1].strip() == ans:
-                break
-            ans = inner[-1].strip()
-        number = _TRAILING_NUMBER.search(ans)
-        math = last_math(ans)
-        if number and not (math and ans.rstrip(" .").endswith("$")):
-            return number.group(1)
-        ans = math if math else ans.strip("*$ ").rstrip(".")
-        if ans:
-            return ans
+        said = _said(found[-1])
+        if said:
+            return said
     math = last_math(tail)
     if math:
         return math

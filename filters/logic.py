@@ -11,12 +11,11 @@ import re
 from collections import Counter
 from fractions import Fraction
 
-from r1data.filters.extract import last_boxed, split_think
+from r1data.filters.extract import last_boxed, last_tag, split_think
 
 MAX_CHARS = 200
 MAX_NODES = 64
 MAX_ABS = 10**12
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _ALLOWED = set("0123456789+-*/×÷() .")
 _ARITH = re.compile(r"[-(\d][\d\s+\-*/×÷().]*")
 
@@ -73,8 +72,8 @@ def safe_eval(expr: str) -> tuple[Fraction, list[int]]:
 def countdown_expression(completion: str) -> str | None:
     """The equation the model proposes: <answer>, \\boxed{}, else the last line with digits."""
     final = split_think(completion)[1]
-    tags = _ANSWER.findall(final)
-    cand = tags[-1] if tags else last_boxed(final)
+    cand = last_tag(final)
+    cand = cand if cand is not None else last_boxed(final)
     if cand is None:
         lines = [ln for ln in final.splitlines() if re.search(r"\d\s*[-+*/×÷]\s*\(?\d", ln)]
         cand = lines[-1] if lines else None
@@ -89,8 +88,12 @@ def countdown_expression(completion: str) -> str | None:
     return max(runs, key=len) if runs else cand.strip().rstrip(".")
 
 
-def countdown_correct(completion: str, numbers: list[int], target: int) -> bool:
-    """Uses only the given numbers (each at most once) and evaluates exactly to the target."""
+def countdown_correct(completion: str, numbers: list[int], target: int, *,
+                      use_all: bool = False) -> bool:
+    """Uses only the given numbers (each at most once) and evaluates exactly to the target.
+
+    use_all: every given number exactly once, as TinyZero's countdown reward demands.
+    """
     expr = countdown_expression(completion)
     if expr is None:
         return False
@@ -99,5 +102,7 @@ def countdown_correct(completion: str, numbers: list[int], target: int) -> bool:
     except UnsafeExpression:
         return False
     if Counter(used) - Counter(numbers):  # some number used more often than given
+        return False
+    if use_all and Counter(used) != Counter(numbers):
         return False
     return value == target

@@ -11,25 +11,32 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
-from functools import lru_cache
 
+from r1data.errors import InputError
 from r1data.filters.bounded import BoundedPool
-from r1data.filters.extract import extract_answer, last_boxed, split_think
+from r1data.filters.extract import boxed_spans, extract_answer, last_boxed, split_think
 
 MAX_ANSWER_CHARS = 400  # a longer "answer" is not an answer; refuse before any parsing
 _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?[.:]?$")
 _CHOICE_IN = re.compile(r"^\(?([A-E])\)?(?:[.:\s]|$)")
-_THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d,])")
+_CHOICE_LEAD = re.compile(r"^\(([A-E])\)\s*")
+_THOUSANDS = re.compile(r"(?<![\d.])([1-9]\d{0,2}(?:,\d{3})+)(?![\d,])")
 _THOUSANDS_SPACE = re.compile(r"(?<![\d.])(\d{1,3}(?: \d{3})+)(?![\d])")
-_DECIMAL_COMMA = re.compile(r"^-?(?:0|\d{4,}|\d+(?=,\d{1,2}$|,\d{4,}$)),\d+$")
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")  # "2,74": a decimal comma or a list, see _decimal
+# A unit after a number: 5 \text{ cm}^2, 5\,\mathrm{m/s}, \frac12 \text{ hours}
+_TEXT_UNIT = re.compile(r"(?<=[\d}])\s*\\(?:text|mathrm|mbox)\s*\{\s*[A-Za-z][A-Za-z/ .]*\}"
+                        r"(?:\^\s*\{?\d\}?)?\s*\.?$")
 _TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox|operatorname)\s*\{([^{}]*)\}")
 _UNIT_WORDS = re.compile(
     r"\s*(?:dollars?|cents?|units?|degrees?|cm|mm|km|m|kg|g|mph|hours?|minutes?|seconds?|"
     r"days?|years?|feet|foot|inches|inch|meters?|miles?|apples|books|pencils|marbles|coins|"
     r"stickers|people|students|sq\.?\s*units?)\.?\s*$", re.IGNORECASE)
+# Between a short gold's boxes: at most three short words ("papers and"), math delimiters.
+_LABEL_GAP = re.compile(r"[\s$,;.()\\]*(?:[A-Za-z]{1,12}[\s$,;.()\\]*){0,3}")
 _TEXT_ANSWERS = {"yes", "no", "true", "false", "none", "impossible"}
-_TOWER = re.compile(r"\^\s*\{?\s*[\d(]+[^{}]*\^|\*\*[^*]*\*\*")
-_BIG_EXP = re.compile(r"\^\s*\{?\s*\(?\s*(\d{4,})")
+MAX_EXPONENT = 10_000  # 2^{2023} is an answer; 10^{100000000} is an attack
+_BIG_FACTORIAL = re.compile(r"\d{4,}\s*!|!\s*!")
+_EXPONENT_TOKEN = re.compile(r"\s*(\\[A-Za-z]+|\d+|.)")  # unbraced: one token, as LaTeX
 
 
 def normalise(ans: str) -> str:
@@ -37,32 +44,58 @@ def normalise(ans: str) -> str:
     s = ans.strip()
     s = s.replace("\\$", "").replace("$", "")
     s = re.sub(r",\\!\s*", ",", s)  # 11,\! 111 -> 11,111
+    s = s.replace("{,}", ",")  # 1{,}000
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    s = s.replace("\\left", "").replace("\\right", "")
+    s = s.replace("\\left", "").replace("\\right", "").replace("\\displaystyle", "")
     s = re.sub(r"(?<!\\)\\[!,;: ]|~", " ", s)  # thin spaces, not the \\ row separator
     s = re.sub(r"\^\s*\{?\\circ\}?|°|\\degree", "", s)
     s = s.replace("\\%", "%")
+    s = _TEXT_UNIT.sub("", s)
     s = _TEXT.sub(lambda m: m.group(1), s)
-    s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), s)
+    if not re.search(r"[(\[{]", s):  # inside tuples and intervals a comma separates: (2,12)
+        s = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), s)
     s = _THOUSANDS_SPACE.sub(lambda m: m.group(1).replace(" ", ""), s)
-    if _DECIMAL_COMMA.match(s):  # 1,22 / 0,111 / 1000,99: a decimal comma, not thousands
-        s = s.replace(",", ".")
     s = re.sub(r"(?<![\d.])\.(\d)", r"0.\1", s)  # .4 -> 0.4
     for a, b in ((">=", "\\geq "), ("<=", "\\leq "), ("!=", "\\neq "), ("\\lt", "<"),
                  ("\\gt", ">"), ("\\cfrac", "\\frac")):
         s = s.replace(a, b)
     s = _UNIT_WORDS.sub("", s)
+    s = re.sub(r"(?<=[\w})])\s+(?:and|or)\s+(?=[-\w\\({])", ", ", s)  # "6 and 8" -> "6, 8"
     s = s.strip().rstrip(".").strip()
     return s
 
 
 def gold_answer(gold: str) -> str:
-    """Gold answers sometimes come as worked solutions: take their boxed or final answer."""
+    """Gold answers sometimes come as worked solutions: take their boxed or final answer.
+
+    A short gold that boxes each part (`\\boxed{1} papers and \\boxed{2} bins`) means all of
+    them; a long solution means its last box.
+    """
     if "\\boxed" in gold or "\\fbox" in gold:
+        spans = boxed_spans(gold)
+        gaps = [gold[a[1]:b[0]] for a, b in zip(spans, spans[1:], strict=False)]
+        if gaps and len(gold) < 200 and all(_LABEL_GAP.fullmatch(_TEXT.sub(r"\1", g))
+                                            for g in gaps):
+            return ", ".join(dict.fromkeys(b[2] for b in spans))
         return last_boxed(gold) or gold
     if len(gold) > 80:
         return extract_answer(gold) or gold
     return gold
+
+
+def _decimal(s: str, other: str) -> str:
+    """"2,74" is 2.74 when the other side is one number, the list 2, 74 when it has commas."""
+    if _DECIMAL_COMMA.match(s) and "," not in other:
+        return s.replace(",", ".")
+    return s
+
+
+_SPACE_AROUND = re.compile(r"\s*([^\w\s\\])\s*")
+
+
+def _squash(s: str) -> str:
+    """Spacing that never changes meaning: around operators and brackets."""
+    return " ".join(_SPACE_AROUND.sub(r"\1", s).split())
 
 
 def _choice(s: str) -> str | None:
@@ -91,11 +124,39 @@ def _exact_number(s: str) -> Fraction | None:
     return None
 
 
+def _exponent(s: str, i: int) -> tuple[str, int]:
+    """The exponent after the `^` at i, and where it ends (a braced group or one token)."""
+    j = i + 1
+    while j < len(s) and s[j] == " ":
+        j += 1
+    if j < len(s) and s[j] == "{":
+        depth = 0
+        for k in range(j, min(len(s), j + MAX_ANSWER_CHARS)):
+            depth += {"{": 1, "}": -1}.get(s[k], 0)
+            if depth == 0:
+                return s[j + 1:k], k + 1
+        return s[j + 1:], len(s)
+    m = _EXPONENT_TOKEN.match(s, i + 1)
+    return (m.group(1), m.end()) if m else ("", len(s))
+
+
 def _pathological(s: str) -> bool:
-    """Cheap refusals before sympy: power towers, huge exponents, deep nesting, huge inputs."""
+    """Cheap refusals before sympy: numeric power towers (9^{9^9}, 9^9^9), exponents above
+    MAX_EXPONENT, big factorials, deep nesting, huge inputs. x^2 + y^2 is fine. Whatever
+    passes is still bounded by the worker timeout."""
     if len(s) > MAX_ANSWER_CHARS or s.count("{") > 60 or s.count("(") > 60:
         return True
-    return bool(_TOWER.search(s) or _BIG_EXP.search(s) or "!!" in s or re.search(r"\d{60,}", s))
+    if _BIG_FACTORIAL.search(s) or "**" in s or re.search(r"\d{60,}", s):
+        return True
+    for m in re.finditer(r"\^", s):
+        exp, end = _exponent(s, m.start())
+        numeric = not re.search(r"[A-Za-z]", re.sub(r"\\(?:cdot|times|frac)", "", exp))
+        if "!" in exp or numeric and ("^" in exp or s[end:end + 3].lstrip().startswith("^")):
+            return True  # a numeric tower (9^{9^9}, 9^9^9); e^{-x^2} is fine
+        digits = re.sub(r"[\s{}()]", "", exp)
+        if digits.isdigit() and int(digits[:8]) > MAX_EXPONENT:
+            return True
+    return False
 
 
 def _symbolic(gold: str, answer: str) -> bool:
@@ -123,21 +184,45 @@ def _pool(workers: int | None = None) -> BoundedPool:
 
 def answers_equal(gold: str, answer: str | None, *, timeout: float = 5.0) -> bool | None:
     """Equivalence of two extracted answers; None when the check ran out of time."""
+    gold = str(gold)  # datasets hand over integer golds too
     if answer is None or not gold.strip():
         return False
-    return _answers_equal(gold, answer, timeout)
+    key = (gold, answer)
+    verdict = _CACHE.get(key)  # one lookup: another thread may clear the cache meanwhile
+    if verdict is not None:
+        return verdict
+    verdict = _answers_equal(gold, answer, timeout)
+    if verdict is not None:  # a timeout may pass on a quieter machine: not cached
+        if len(_CACHE) >= CACHE_SIZE:
+            _CACHE.clear()
+        _CACHE[key] = verdict
+    return verdict
 
 
-@lru_cache(maxsize=200_000)
+CACHE_SIZE = 200_000  # per process: a run repeats the same (gold, answer) across prompts
+_CACHE: dict[tuple[str, str], bool] = {}
+
+
+def _assigned(s: str) -> str | None:
+    """"x = 3" -> "3"; "x = 2, x = 3" or "x=2 or x=3" -> "2, 3"; None if not assignments."""
+    items = [p.strip() for p in re.split(r",\s*(?=[A-Za-z](?:_\{?\w+\}?)?\s*=)", s)]
+    found = [_ASSIGN.match(p) for p in items]
+    if not all(found):
+        return None
+    names = {p.split("=")[0].strip() for p in items}
+    return ", ".join(m.group(1).strip() for m in found) if len(names) == 1 else None
+
+
 def _answers_equal(gold: str, answer: str, timeout: float) -> bool | None:
-    """Cached per process: a run repeats the same (gold, answer) across prompts and shards."""
+    if len(answer) > 10 * MAX_ANSWER_CHARS:  # not an answer; not worth normalising
+        return answer.strip() == gold.strip()
     g, a = normalise(gold_answer(gold)), normalise(answer)
     if not a:
         return False
-    assign = _ASSIGN.match(a)
-    if assign and "=" not in g:  # "x = 3" answers "3" (math-verify agrees)
-        a = assign.group(1).strip()
-    if g == a:
+    if "=" not in g and "=" in a:  # "x = 3" answers "3" (math-verify agrees)
+        a = _assigned(a) or a
+    g, a = _decimal(g, a), _decimal(a, g)
+    if g == a or _squash(g) == _squash(a):
         return True
     gn, an = _exact_number(g), _exact_number(a)
     if gn is not None and an is not None:
@@ -145,10 +230,15 @@ def _answers_equal(gold: str, answer: str, timeout: float) -> bool | None:
             return True
         if gn.denominator == an.denominator == 1 and "." not in g + a:
             return False  # two different integers; decimals go on to tolerant comparison
-    gc, ac = _choice(g), _choice(a) or (_CHOICE_IN.match(a).group(1) if _choice(g) and
-                                        _CHOICE_IN.match(a) else None)
-    if gc:  # multiple choice: letters compare as letters
-        return gc == ac
+    gc = _choice(g)
+    if gc:  # multiple choice: letters compare as letters ("(C) 12" answers C)
+        lead = _CHOICE_IN.match(a)
+        return gc == (_choice(a) or (lead.group(1) if lead else None))
+    lead = _CHOICE_LEAD.match(a)
+    if lead and a[lead.end():].strip():  # "(C) 12" against the gold value 12
+        a = a[lead.end():].strip()
+        if _squash(g) == _squash(a):
+            return True
     if g.lower() in _TEXT_ANSWERS or a.lower() in _TEXT_ANSWERS:
         return g.lower() == a.lower()
     if re.fullmatch(r"[A-Za-z][A-Za-z\s'-]{2,}", g):  # free text answers (names, words)
@@ -163,16 +253,23 @@ def final_part(completion: str) -> str:
     return split_think(completion)[1]
 
 
+def verify_one(completion: str, gold: str, *, timeout: float = 5.0) -> bool | None:
+    """Scalar check that keeps "could not decide in time" apart: True, False or None."""
+    return answers_equal(gold, extract_answer(final_part(completion)), timeout=timeout)
+
+
 def is_correct(completion: str, gold: str, *, timeout: float = 5.0) -> bool:
-    """Scalar API: does the completion's final answer equal the gold answer? Bounded in time."""
-    return answers_equal(gold, extract_answer(final_part(completion)), timeout=timeout) is True
+    """Scalar API: does the completion's final answer equal the gold answer? Bounded in time
+    (a check that overruns `timeout` seconds counts as not correct)."""
+    return verify_one(completion, gold, timeout=timeout) is True
 
 
 def verify_batch(completions: list[str], golds: list[str], *, timeout: float = 5.0,
                  workers: int | None = None) -> list[bool | None]:
     """Each distinct (gold, extracted answer) is checked once; None where time ran out."""
     if len(completions) != len(golds):
-        raise ValueError("completions and golds differ in length")
+        raise InputError(f"{len(completions)} completions but {len(golds)} gold answers",
+                         field="golds")
     return verify_answers([extract_answer(final_part(c)) for c in completions], golds,
                           timeout=timeout, workers=workers)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from r1data.errors import ConfigError
 from r1data.filters.extract import last_boxed, split_think
 
 DUP_LINE_FRAC = 0.30
@@ -61,12 +62,30 @@ def _dup_ngram_char_frac(words: list[str], n: int) -> float:
     return sum(len(w) for w, c in zip(words, covered, strict=True) if c) / max(1, total)
 
 
-def repetition_stats(text: str) -> tuple[str | None, float]:
+def _check_fraction(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} must be a fraction in [0, 1], got {value}")
+
+
+def repetition_stats(text: str, *, dup_line_frac: float = DUP_LINE_FRAC,
+                     dup_para_frac: float = DUP_PARA_FRAC,
+                     dup_line_char_frac: float = DUP_LINE_CHAR_FRAC,
+                     dup_para_char_frac: float = DUP_PARA_CHAR_FRAC,
+                     top_ngram_frac: tuple[tuple[int, float], ...] = TOP_NGRAM_FRAC,
+                     dup_ngram_frac: tuple[tuple[int, float], ...] = DUP_NGRAM_FRAC,
+                     min_words: int = MIN_WORDS_FOR_NGRAMS) -> tuple[str | None, float]:
     """(first Gopher rule broken or None, score): one pass over lines and words for both.
 
-    The score, 0 (none) to 1, is the larger of the duplicated-line and duplicated-10-gram
-    character fractions.
+    Thresholds default to Gopher's (Rae et al. 2021, table A1); a rule is broken when its
+    fraction is above the threshold. The score, 0 (none) to 1, is the larger of the
+    duplicated-line and duplicated-10-gram character fractions.
     """
+    for name, v in (("dup_line_frac", dup_line_frac), ("dup_para_frac", dup_para_frac),
+                    ("dup_line_char_frac", dup_line_char_frac),
+                    ("dup_para_char_frac", dup_para_char_frac),
+                    *((f"top_{n}gram", t) for n, t in top_ngram_frac),
+                    *((f"duplicated_{n}gram", t) for n, t in dup_ngram_frac)):
+        _check_fraction(name, v)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     words = _WORD.findall(text)
     line_frac, line_chars = _dup_fraction(lines)
@@ -74,28 +93,29 @@ def repetition_stats(text: str) -> tuple[str | None, float]:
     score = max(line_chars, dup10)
     paras = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     para_frac, para_chars = _dup_fraction(paras)
-    checks = [("dup_para_frac", para_frac > DUP_PARA_FRAC),
-              ("dup_para_char_frac", para_chars > DUP_PARA_CHAR_FRAC),
-              ("dup_line_frac", line_frac > DUP_LINE_FRAC),
-              ("dup_line_char_frac", line_chars > DUP_LINE_CHAR_FRAC)]
+    checks = [("dup_para_frac", para_frac > dup_para_frac),
+              ("dup_para_char_frac", para_chars > dup_para_char_frac),
+              ("dup_line_frac", line_frac > dup_line_frac),
+              ("dup_line_char_frac", line_chars > dup_line_char_frac)]
     for reason, failed in checks:
         if failed:
             return reason, score
-    if len(words) < MIN_WORDS_FOR_NGRAMS:
+    if len(words) < min_words:
         return None, score
-    for n, limit in TOP_NGRAM_FRAC:
+    for n, limit in top_ngram_frac:
         if _top_ngram_char_frac(words, n) > limit:
             return f"top_{n}gram", score
-    for n, limit in DUP_NGRAM_FRAC:
+    for n, limit in dup_ngram_frac:
         frac = dup10 if n == 10 else _dup_ngram_char_frac(words, n)
         if frac > limit:
             return f"duplicated_{n}gram", score
     return None, score
 
 
-def repetition_reason(text: str) -> str | None:
-    """The first Gopher repetition rule the text breaks, or None."""
-    return repetition_stats(text)[0]
+def repetition_reason(text: str, **thresholds) -> str | None:
+    """The first Gopher repetition rule the text breaks, or None (thresholds as in
+    repetition_stats)."""
+    return repetition_stats(text, **thresholds)[0]
 
 
 def repetition_score(text: str) -> float:
@@ -106,8 +126,22 @@ def repetition_score(text: str) -> float:
 def check_format(completion: str, finish_reason: str | None = None, *, domain: str = "math",
                  min_chars: int = 1, max_chars: int = 200_000,
                  no_code_in_think: bool = False, max_paragraph_chars: int | None = None,
-                 check_repetition: bool = True) -> tuple[bool, str | None]:
-    """(ok, reason): R1 format, completeness, length, repetition, optional CoT rules."""
+                 check_repetition: bool = True,
+                 dup_line_frac: float = DUP_LINE_FRAC, dup_para_frac: float = DUP_PARA_FRAC,
+                 dup_line_char_frac: float = DUP_LINE_CHAR_FRAC,
+                 dup_para_char_frac: float = DUP_PARA_CHAR_FRAC,
+                 top_ngram_frac: tuple[tuple[int, float], ...] = TOP_NGRAM_FRAC,
+                 dup_ngram_frac: tuple[tuple[int, float], ...] = DUP_NGRAM_FRAC
+                 ) -> tuple[bool, str | None]:
+    """(ok, reason): R1 format, completeness, length, repetition, optional CoT rules.
+
+    Reasons, in the order they are checked: truncated, too_short, too_long, multiple_think,
+    no_think, empty_think, empty_final, no_boxed (math and countdown), code_in_think,
+    long_paragraph, then the Gopher rule names of repetition_stats.
+    """
+    if min_chars < 0 or max_chars < min_chars:
+        raise ConfigError(f"length bounds: need 0 <= min_chars <= max_chars, got {min_chars}, "
+                          f"{max_chars}")
     if finish_reason == "length":
         return False, "truncated"
     if len(completion.strip()) < min_chars:
@@ -132,7 +166,10 @@ def check_format(completion: str, finish_reason: str | None = None, *, domain: s
                                    for p in re.split(r"\n\s*\n", reasoning)):
         return False, "long_paragraph"
     if check_repetition:
-        reason = repetition_reason(completion)
+        reason = repetition_reason(
+            completion, dup_line_frac=dup_line_frac, dup_para_frac=dup_para_frac,
+            dup_line_char_frac=dup_line_char_frac, dup_para_char_frac=dup_para_char_frac,
+            top_ngram_frac=top_ngram_frac, dup_ngram_frac=dup_ngram_frac)
         if reason:
             return False, reason
     return True, None

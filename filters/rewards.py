@@ -8,6 +8,7 @@ chat messages (`[{"role": "assistant", "content": ...}]`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 from r1data.errors import ConfigError, InputError
@@ -40,40 +41,92 @@ def _column(columns: dict, name: str, n: int, default=None) -> list:
     return [v] * n
 
 
+_NUMBER_LIST = re.compile(r"\[\s*(-?\d+(?:\s*,\s*-?\d+)+)\s*\]")
+_EQUALS = re.compile(r"(?:equals?|equal to|reach(?:es)?|target(?: number)?(?: is|:)?|=)\s*"
+                     r"(-?\d+)", re.IGNORECASE)
+
+
+def _prompt_text(p) -> str:
+    """A prompt column value as text: a string or the last user message of a chat."""
+    if isinstance(p, str):
+        return p
+    if isinstance(p, list) and p and isinstance(p[-1], dict):
+        return str(p[-1].get("content") or "")
+    return ""
+
+
+def countdown_task(numbers=None, target=None, *, meta=None, answer=None, problem=None
+                   ) -> tuple[list[int], int] | None:
+    """(numbers, target) from the first source that has them: the columns, the prompt's meta,
+    a JSON answer ({"numbers": [...], "target": N}), a plain integer answer for the target,
+    and the problem text ("Using the numbers [3, 5, 7], create an equation that equals 22")."""
+    for source in (meta, answer):
+        if isinstance(source, str) and source.lstrip().startswith("{"):
+            try:
+                source = json.loads(source)
+            except json.JSONDecodeError:
+                source = None
+        if isinstance(source, dict):
+            numbers = numbers if numbers is not None else source.get("numbers",
+                                                                     source.get("nums"))
+            target = target if target is not None else source.get("target")
+    if target is None and isinstance(answer, (int, str)) and str(answer).strip().lstrip(
+            "-").isdigit():
+        target = int(answer)
+    text = _prompt_text(problem)
+    if numbers is None and text:
+        m = _NUMBER_LIST.search(text)
+        numbers = [int(x) for x in m.group(1).split(",")] if m else None
+    if target is None and text:
+        m = _EQUALS.search(text)
+        target = int(m.group(1)) if m else None
+    if numbers is None or target is None:
+        return None
+    try:
+        return [int(x) for x in numbers], int(target)
+    except (TypeError, ValueError):
+        return None
+
+
 def accuracy_reward(completions: list, **columns) -> list[float | None]:
-    """1.0 if correct: math by symbolic equivalence, countdown by safe arithmetic, code by tests."""
+    """1.0 if correct: math by symbolic equivalence, countdown by safe arithmetic, code by tests.
+
+    Columns: `answer` (gold), `domain` (math when absent), for countdown `numbers`/`target`
+    or `meta`, else parsed from the answer or the prompt; code needs r1data.filters.code.
+    """
     from r1data.filters import logic
     from r1data.filters import math as math_v
 
     n = len(completions)
     texts = [_text(c) for c in completions]
     golds = _column(columns, "answer", n)
-    domains = _column(columns, "domain", n, "math")
+    domains = [d or "math" for d in _column(columns, "domain", n, "math")]
     out: list[float | None] = [None] * n
-    math_idx = [i for i in range(n) if domains[i] == "math" and golds[i]]
+    math_idx = [i for i in range(n) if domains[i] == "math" and golds[i] not in (None, "")]
     if math_idx:
         res = math_v.verify_batch([texts[i] for i in math_idx], [str(golds[i]) for i in math_idx])
         for i, r in zip(math_idx, res, strict=True):
             out[i] = None if r is None else float(r)
-    numbers = _column(columns, "numbers", n)
-    targets = _column(columns, "target", n)
+    numbers, targets = _column(columns, "numbers", n), _column(columns, "target", n)
     metas = _column(columns, "meta", n)
+    problems = _column(columns, "problem", n)
+    prompts = _column(columns, "prompts", n) if "prompts" in columns else \
+        _column(columns, "prompt", n)
     for i in range(n):
         if domains[i] != "countdown":
             continue
-        nums, target = numbers[i], targets[i]
-        if (nums is None or target is None) and metas[i]:
-            meta = json.loads(metas[i]) if isinstance(metas[i], str) else metas[i]
-            nums, target = meta.get("numbers"), meta.get("target")
-        if nums is None and golds[i]:
-            continue
-        target = target if target is not None else golds[i]
-        if nums is not None and target is not None:
-            out[i] = float(logic.countdown_correct(texts[i], list(nums), int(target)))
+        task = countdown_task(numbers[i], targets[i], meta=metas[i], answer=golds[i],
+                              problem=problems[i] or prompts[i])
+        if task is not None:
+            out[i] = float(logic.countdown_correct(texts[i], *task))
     code_idx = [i for i in range(n) if domains[i] == "code"]
     if code_idx:
-        from r1data.filters import code
-
+        try:
+            from r1data.filters import code
+        except ModuleNotFoundError as e:  # the code sandbox is optional: unverifiable
+            if e.name != "r1data.filters.code":
+                raise
+            return out
         sub = {k: [v[i] for i in code_idx] if isinstance(v, (list, tuple)) else v
                for k, v in columns.items()}
         for i, r in zip(code_idx, code.code_reward([texts[i] for i in code_idx], **sub),
@@ -117,14 +170,16 @@ def repetition_reward(completions: list, **columns) -> list[float | None]:
 
 
 def make_length_reward(max_tokens: int = 1024, *, chars_per_token: float = 4.0) -> Reward:
-    """Penalty growing linearly past max_tokens (estimated from characters), floor -1."""
+    """Penalty growing linearly past max_tokens, floor -1: 0 up to max_tokens, -1 at twice it.
+    Tokens come from a `num_tokens` column when given, else are estimated from characters."""
     if max_tokens <= 0 or chars_per_token <= 0:
         raise ConfigError("length reward: max_tokens and chars_per_token must be positive")
 
     def length_reward(completions: list, **columns) -> list[float | None]:
-        out = []
-        for c in completions:
-            tokens = len(_text(c)) / chars_per_token
+        counts = _column(columns, "num_tokens", len(completions))
+        out: list[float | None] = []
+        for c, k in zip(completions, counts, strict=True):
+            tokens = k if k is not None else len(_text(c)) / chars_per_token
             out.append(max(-1.0, min(0.0, (max_tokens - tokens) / max_tokens)))
         return out
 
@@ -206,16 +261,21 @@ REWARDS: dict[str, Reward] = {
 
 
 def get_reward(name: str) -> Reward:
-    """A registered reward by name (`rm:PATH` for a learned reward model); unknown names list
-    the known ones."""
+    """A registered reward by name: a key of REWARDS, `code` (the sandbox, imported on first
+    use) or `rm:PATH` (a learned reward model). Unknown names raise ConfigError listing the
+    known ones. Configurable rewards are built by their factories (make_length_reward)."""
     if name.startswith("rm:"):
         return make_reward_model_reward(name[3:])
-    if name == "code" or name not in REWARDS and name.startswith("code"):
-        from r1data.filters.code import code_reward
-
+    if name == "code":
+        try:
+            from r1data.filters.code import code_reward
+        except ModuleNotFoundError as e:
+            if e.name != "r1data.filters.code":
+                raise
+            raise ConfigError("reward 'code' needs r1data.filters.code (the sandbox)") from None
         return code_reward
     try:
         return REWARDS[name]
     except KeyError:
-        raise ConfigError(f"unknown reward {name!r}; known: "
-                          f"{', '.join(sorted([*REWARDS, 'code', 'rm:PATH']))}") from None
+        known = ", ".join(sorted([*REWARDS, "code", "rm:PATH"]))
+        raise ConfigError(f"unknown reward {name!r}; known: {known}") from None

@@ -85,3 +85,58 @@ def test_learned_reward_model_from_a_local_folder(tmp_path):
     b = fn(list(reversed(comps)), prompt=["What is 2+3?"] * 2)
     assert len(a) == 2 and all(isinstance(x, float) for x in a)
     assert a == pytest.approx(list(reversed(b)), abs=1e-5) and a[0] != a[1]
+
+
+# --- the verifiers as rewards: columns, chat lists, None for "cannot verify" -----------------
+
+def test_countdown_task_from_columns_meta_answer_or_prompt():
+    comp = R + "<answer>(25 - 5) * 3</answer>"
+    acc = get_reward("accuracy")
+    problem = "Using the numbers [25, 5, 3], create an equation that equals 60."
+    assert acc([comp], domain="countdown", numbers=[[25, 5, 3]], target=[60]) == [1.0]
+    assert acc([comp], domain="countdown", meta=['{"numbers": [25, 5, 3], "target": 60}']) \
+        == [1.0]
+    assert acc([comp], domain="countdown", answer=['{"nums": [25, 5, 3], "target": 61}']) \
+        == [0.0]
+    assert acc([comp], domain="countdown", answer=["60"], problem=[problem]) == [1.0]
+    chat_prompt = [[{"role": "user", "content": problem}]]
+    assert acc([comp], domain="countdown", prompts=chat_prompt) == [1.0]
+    assert acc([comp], domain="countdown", answer=["60"]) == [None]  # numbers unknown
+
+
+def test_accuracy_default_domain_and_unverifiable_rows():
+    acc = get_reward("accuracy")
+    comps = [R + "\\boxed{\\frac{1}{2}}", R + "\\boxed{0.5}", R + "\\boxed{3}"]
+    assert acc(comps, answer=["0.5", "1/2", "4"]) == [1.0, 1.0, 0.0]  # no domain column: math
+    assert acc(comps[:1], answer=["0.5"], domain=[None]) == [1.0]
+    assert acc(comps[:2], answer=[None, ""]) == [None, None]
+    with pytest.raises(ConfigError, match="column 'answer' has 1 values for 2"):
+        acc(comps[:2], answer=["1"])
+
+
+def test_format_language_repetition_length():
+    loop = R.replace("ok", "Let me check again.\n" * 30) + "\\boxed{1}"
+    good = R.replace("ok", "We add the two numbers and divide by three.") + "\\boxed{1}"
+    assert get_reward("format")([good, loop], finish_reason=["stop", "length"]) == [1.0, 0.0]
+    rep = get_reward("repetition")([good, loop])
+    assert rep[0] == 0.0 and -1.0 <= rep[1] < -0.5
+    lang = get_reward("language")
+    assert lang([good], target_language="fr") == [0.0]  # a scalar keyword, broadcast
+    assert lang([good]) == [1.0]  # default target: English
+    from r1data.filters.rewards import make_length_reward
+
+    length = make_length_reward(100)
+    assert length(["x" * 400, "x" * 800, "x" * 2000]) == [0.0, -1.0, -1.0]
+    assert length(["x"], num_tokens=[150]) == [-0.5]  # a num_tokens column wins
+    with pytest.raises(ConfigError, match="positive"):
+        make_length_reward(0)
+
+
+def test_every_registered_reward_takes_strings_and_chat_lists():
+    chat = [{"role": "user", "content": "q"}, {"role": "assistant", "content": R + "\\boxed{2}"}]
+    for name, fn in REWARDS.items():
+        if name == "instructions":
+            continue  # needs its own columns (tested above)
+        as_text = fn([R + "\\boxed{2}"], answer=["2"])
+        assert fn([chat], answer=["2"]) == as_text, name
+        assert len(as_text) == 1 and (as_text[0] is None or isinstance(as_text[0], float))

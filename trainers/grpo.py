@@ -195,6 +195,8 @@ def train_grpo(cfg: GRPOConfig, *, progress: bool = True) -> dict:
     while step < cfg.max_steps:
         t0 = time.perf_counter()
         # --- 1. rollouts: G completions per prompt from the current policy --------------------
+        # HF generate. TODO(--rollout vllm): a colocated vllm.LLM engine whose weights are
+        # reloaded from `model` after each optimizer step; generate is ~50% of a step on CPU.
         picks = [random.Random(cfg.seed * 7919 + step * 131 + k).randrange(len(ds))
                  for k in range(cfg.prompts_per_step)]
         rows = [ds[i] for i in picks]

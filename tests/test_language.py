@@ -1,0 +1,72 @@
+"""Language ID (fastText lid.176) and R1's language consistency on chains of thought.
+
+Complements test_verify_language.py: more languages, mixed Latin-script chains of thought,
+short interjections, the batch forms, hostile input.
+"""
+
+import pytest
+
+from r1data.filters.language import consistency, consistency_batch, detect, detect_batch
+
+TEXTS = {
+    "de": "Zuerst addieren wir die beiden Zahlen und teilen dann die Summe durch drei.",
+    "es": "Primero sumamos los dos números y luego dividimos la suma entre tres.",
+    "ru": "Сначала мы складываем два числа, а затем делим сумму на три.",
+    "ja": "まず二つの数を足して、その和を三で割ります。",
+    "ko": "먼저 두 수를 더한 다음 합을 3으로 나눕니다.",
+}
+EN_COT = """Okay, so I need to find how many apples are left. Wait.
+Hmm. Let me re-read the problem. She starts with 12 apples and gives away 5.
+So 12 - 5 = 7. Right.
+Let me double check: 7 + 5 = 12. Yes.
+So the answer is 7."""
+FR = "Nous additionnons d'abord les deux nombres, puis nous divisons la somme par trois."
+ZH = "我们先把两个数相加，然后把和除以三，得到答案。"
+
+
+@pytest.mark.parametrize("lang", sorted(TEXTS))
+def test_detect_and_consistency_per_language(lang):
+    got, prob = detect(TEXTS[lang])
+    assert got == lang and 0.5 < prob <= 1.0
+    assert consistency(TEXTS[lang], lang) == 1.0
+    assert consistency(TEXTS[lang], "en") == 0.0
+
+
+def test_short_interjections_do_not_flip_an_english_chain_of_thought():
+    # alone, fastText calls "Wait." French; in context the whole chain is English
+    assert detect("Wait.")[0] != "en"
+    assert consistency(EN_COT, "en") == 1.0
+    assert detect(EN_COT)[0] == "en"
+
+
+def test_a_french_passage_in_an_english_chain_is_counted_by_its_words():
+    mixed = EN_COT + "\n" + FR
+    en, fr = consistency(mixed, "en"), consistency(mixed, "fr")
+    assert en == pytest.approx(1 - fr)
+    assert 0.5 < en < 0.9  # the French sentence is about a third of the words
+    assert detect(mixed)[0] == "en"
+
+
+def test_english_inside_a_chinese_chain_is_not_chinese():
+    cot = ZH + "\nWait, let me double check the sum before dividing it by three.\n" + ZH
+    zh = consistency(cot, "zh")
+    assert 0.5 < zh < 0.95 and consistency(cot, "en") == pytest.approx(1 - zh)
+    # LaTeX, numbers and boxed answers are neutral
+    assert consistency(ZH + " $\\frac{12}{3} = 4$ \\(x^2\\) 12345 \\boxed{4}", "zh") == 1.0
+
+
+def test_batch_forms_equal_the_scalar_ones():
+    texts = [EN_COT, ZH, FR, "", "$x + 1 = 2$", EN_COT + "\n" + FR]
+    assert detect_batch(texts) == [detect(t) for t in texts]
+    assert consistency_batch(texts, "en") == [consistency(t, "en") for t in texts]
+    assert detect_batch(texts)[3:5] == [("unknown", 0.0), ("unknown", 0.0)]
+    assert consistency_batch(["", "$x$"], "en") == [1.0, 1.0]  # nothing to judge
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("text", ["\\(" * 60_000, "\\[ a" * 50_000, "$" * 100_000,
+                                  "word " * 200_000, "我们" * 100_000, "a\n" * 200_000])
+def test_hostile_text_returns(text):
+    lang, prob = detect(text)
+    assert isinstance(lang, str) and 0.0 <= prob <= 1.0
+    assert 0.0 <= consistency(text, "en") <= 1.0
