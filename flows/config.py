@@ -87,7 +87,9 @@ class StudentStage(_Strict):
     epochs: float = 2.0
     batch_size: int = 8
     lr: float = 1e-4
+    warmup_steps: int = 10
     max_len: int = 1024
+    bf16: bool = True  # autocast (fast on CPUs with AMX and on GPUs); fp32 master weights
 
 
 class EvalStage(_Strict):
@@ -98,8 +100,24 @@ class EvalStage(_Strict):
     max_model_len: int | None = None
 
 
+class ColdStartStage(StudentStage):
+    """R1 stage 1: SFT of the base model on a few worked solutions in the R1 format, so the
+    teacher (or the RL policy) starts from readable <think> answers."""
+
+    model: str = "smollm2"  # the base model
+    data: str | None = None  # an SFT folder (`messages`); default: synthetic worked solutions
+    synth: SynthPrompts = SynthPrompts(n=64, seed=1000)  # disjoint from the store's prompts
+    out: str | None = None  # default: <store>/../policies/<name>-cold
+    max_steps: int | None = 16
+    epochs: float = 1.0
+    lr: float = 1.5e-4
+    warmup_steps: int = 4
+    max_len: int = 512
+
+
 class RLStage(_Strict):
-    """r1_zero: GRPO straight from a base model on verifiable prompts (R1-Zero)."""
+    """r1_zero: GRPO straight from a base model on verifiable prompts (R1-Zero); r1_pipeline:
+    reasoning RL from the cold start (`rl`) and the second, all-scenario RL (`rl2`)."""
 
     model: str = "smollm2"
     out: str | None = None  # default: <store>/../policies/<name>
@@ -128,6 +146,37 @@ class PipelineConfig(_Strict):
     student: StudentStage = StudentStage()
     rl: RLStage = RLStage()
     eval: EvalStage = EvalStage()
+    cold_start: ColdStartStage | None = None  # distill/curate: cold-start the teacher first
+    sft: StudentStage = StudentStage()  # r1_pipeline stage 3: SFT of the base on curated data
+    rl2: RLStage = RLStage(rewards={"accuracy": 1.0, "format": 0.2, "language": 0.1,
+                                    "repetition": 0.1})
+
+    def model_post_init(self, _ctx) -> None:
+        """Models the pipeline trains are chained, not named twice: say which one wins."""
+        chained = {"r1_pipeline": ["generate", "rl", "sft", "rl2"]}.get(self.flow, [])
+        if self.cold_start is not None and self.flow in ("curate", "distill"):
+            chained = ["generate"]
+        for stage in chained:
+            if "model" in getattr(self, stage).model_fields_set:
+                raise ValueError(f"{stage}.model is chained by the {self.flow} flow "
+                                 "(set cold_start.model for the base model)")
+        if self.flow == "r1_pipeline" and self.cold_start is None:
+            self.cold_start = ColdStartStage()
+
+    def cold_dir(self) -> Path:
+        cs = self.cold_start or ColdStartStage()
+        return Path(cs.out) if cs.out else \
+            Path(self.store).parent / "policies" / f"{self.name}-cold"
+
+    def sft_dir(self) -> Path:
+        if self.sft.out:
+            return Path(self.sft.out)
+        return Path(self.store).parent / "policies" / f"{self.name}-sft"
+
+    def policy2_dir(self) -> Path:
+        if self.rl2.out:
+            return Path(self.rl2.out)
+        return Path(self.store).parent / "policies" / f"{self.name}-rl2"
 
     def policy_dir(self) -> Path:
         if self.rl.out:
@@ -161,11 +210,15 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(f"{path}: field {loc!r}: {err['msg']}") from None
+        where = f"field {loc!r}: " if loc else ""
+        raise ConfigError(f"{path}: {where}{err['msg']}") from None
     base = path.parent
     if not Path(cfg.store).is_absolute():  # paths in the file are relative to the file
         cfg.store = str((base / cfg.store).resolve())
-    for stage in (cfg.export, cfg.student, cfg.rl):
-        if stage.out and not Path(stage.out).is_absolute():
+    for stage in (cfg.export, cfg.student, cfg.rl, cfg.cold_start, cfg.sft, cfg.rl2):
+        if stage is not None and stage.out and not Path(stage.out).is_absolute():
             stage.out = str((base / stage.out).resolve())
+    cs = cfg.cold_start
+    if cs is not None and cs.data and not Path(cs.data).is_absolute():
+        cs.data = str((base / cs.data).resolve())
     return cfg

@@ -43,16 +43,12 @@ def task_runner(cfg: PipelineConfig):
 def build_flow(cfg: PipelineConfig):
     from prefect import flow
 
-    if cfg.flow not in ("curate", "distill", "r1_zero"):
-        raise ConfigError(f"flow {cfg.flow!r} is not chained yet (curate, distill and r1_zero "
-                          "are); "
-                          "run its stages with `r1data train` meanwhile")
-    from r1data.flows.curate import curate_flow_fn
+    from r1data.flows.stages import flow_body
 
     @flow(name=f"r1data-{cfg.flow}", flow_run_name=cfg.name, task_runner=task_runner(cfg),
           log_prints=True)
     def pipeline(config_path: str | None = None) -> dict:
-        return curate_flow_fn(load_pipeline(config_path) if config_path else cfg)
+        return flow_body(load_pipeline(config_path) if config_path else cfg)
 
     return pipeline
 
@@ -60,7 +56,8 @@ def build_flow(cfg: PipelineConfig):
 def run_pipeline(path: str | Path) -> dict:
     """`r1data flow run CONFIG`: one run on the ephemeral API, no server needed."""
     cfg = load_pipeline(path)
-    os.environ.setdefault("PREFECT_HOME", str(Path(cfg.store).parent / ".prefect"))
+    home = Path(os.environ.setdefault("PREFECT_HOME", str(Path(cfg.store).parent / ".prefect")))
+    home.mkdir(parents=True, exist_ok=True)  # Prefect makes only the last level itself
     return build_flow(cfg)(str(Path(path).resolve()))
 
 

@@ -291,6 +291,9 @@ def eval_cmd(
                    ] = None,
     max_tokens: Annotated[int, typer.Option(help="Max new tokens per sample.")] = 1024,
     seed: Annotated[int, typer.Option(help="Engine seed.")] = 0,
+    system_prompt: Annotated[str, typer.Option(
+        help="System prompt ('' for none: R1's usage notes put instructions in the user turn, "
+             "as the trainers do).")] = "",
     progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
 ):
     """pass@1 (mean over k samples at T=0.6, top-p 0.95), cons@k and pass@k; kept in the store.
@@ -301,7 +304,8 @@ def eval_cmd(
     from r1data.models import resolve
 
     _echo(evaluate(_store(store), resolve(model), data, k=k, split=split, run=run,
-                   max_tokens=max_tokens, seed=seed, progress=progress))
+                   max_tokens=max_tokens, seed=seed, system_prompt=system_prompt or None,
+                   progress=progress))
 
 
 @app.command("report")

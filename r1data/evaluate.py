@@ -57,15 +57,20 @@ def ingest_eval_set(store: Store, data: str | Path, split: str) -> tuple[str, in
 
 def evaluate(store: Store, model: str, data: str | Path, *, k: int = 64, split: str = "test",
              run: str | None = None, max_tokens: int = 1024, seed: int = 0, engine=None,
+             max_model_len: int | None = None, system_prompt: str | None = None,
              progress: bool = True) -> dict:
-    """Generate k samples per prompt, verify them, and return pass@1, cons@k and pass@k."""
+    """Generate k samples per prompt, verify them, and return pass@1, cons@k and pass@k.
+
+    No system prompt by default: DeepSeek's usage notes for R1 put every instruction in the
+    user turn, and the trainers fine-tune on user turns alone."""
     from r1data import query
     from r1data.filters.run import FilterConfig, filter_run
     from r1data.generate import generate
 
     source, n = ingest_eval_set(store, data, split)
     run = run or f"eval-{Path(model).name}-{Path(data).name}"
-    cfg = GenerateConfig(model=model, n=k, max_tokens=max_tokens, seed=seed)
+    cfg = GenerateConfig(model=model, n=k, max_tokens=max_tokens, seed=seed,
+                         max_model_len=max_model_len, system_prompt=system_prompt)
     generate(store, cfg, run, sources=[source], engine=engine, progress=progress)
     filter_run(store, run, FilterConfig(checks=["correct"]), progress=progress)
     rows = query.run(store, query.report_sql("eval")).pl()

@@ -21,6 +21,12 @@ def _in_test(prompt_id: str, test_size: float) -> bool:
     return int(prompt_id[:8], 16) / 0x100000000 < test_size
 
 
+def not_test_sql(test_size: float) -> str:
+    """SQL over `prompts` for the train side of the same split, so held-out prompts can be kept
+    out of sampling for training (r1_pipeline) and stay a fair exam."""
+    return f"(('0x' || substr(prompt_id, 1, 8))::UBIGINT / 4294967296.0 >= {float(test_size)})"
+
+
 def assistant_text(reasoning: str | None, final: str | None, completion: str) -> str:
     """The R1 target: reasoning inside <think>, the answer after it."""
     if reasoning is None:

@@ -29,7 +29,8 @@ def _arithmetic(rng: random.Random, level: int) -> dict:
         text = f"{name} buys {a} bags with {b} {item} in each bag. How many {item} in total?"
         ans = a * b
     return {"problem": text, "answer": str(ans), "domain": "math",
-            "meta": {"kind": "arithmetic", "level": level, "op": op}}
+            "meta": {"kind": "arithmetic", "level": level, "op": op, "a": a, "b": b,
+                     "name": name, "item": item}}
 
 
 def _expression(rng: random.Random, level: int) -> dict:
@@ -38,10 +39,13 @@ def _expression(rng: random.Random, level: int) -> dict:
     hi = 9 if level <= 1 else 20
     expr = str(rng.randint(1, hi))
     value = Fraction(int(expr))
+    trace = []  # (value before, op, operand, value after): the worked solution of a cold start
     for _ in range(steps):
         op, n = rng.choice("+-*/"), rng.randint(1, hi)
         expr = f"({expr} {op} {n})" if op in "+-" else f"{expr} {op} {n}"
+        before = value
         value = {"+": value + n, "-": value - n, "*": value * n, "/": value / n}[op]
+        trace.append([str(before), op, n, str(value)])
     expr = expr[1:-1] if expr.startswith("(") and expr.endswith(")") and expr.count("(") == 1 \
         else expr
     sign = "-" if value < 0 else ""
@@ -50,7 +54,8 @@ def _expression(rng: random.Random, level: int) -> dict:
     latex = expr.replace("*", "\\times").replace("/", "\\div")
     return {"problem": f"Compute ${latex}$. Give the exact value.",
             "answer": ans, "domain": "math",
-            "meta": {"kind": "expression", "level": level, "expression": expr}}
+            "meta": {"kind": "expression", "level": level, "expression": expr,
+                     "steps": trace}}
 
 
 def _countdown(rng: random.Random, level: int) -> dict:
@@ -61,16 +66,18 @@ def _countdown(rng: random.Random, level: int) -> dict:
     order = nums[:]
     rng.shuffle(order)
     value, expr = order[0], str(order[0])
+    trace = []
     for n in order[1:]:
         op = rng.choice("+-*" if value < 200 else "+-")
-        value = {"+": value + n, "-": value - n, "*": value * n}[op]
+        trace.append([value, op, n, {"+": value + n, "-": value - n, "*": value * n}[op]])
+        value = trace[-1][3]
         expr = f"({expr} {op} {n})"
     nums_txt = ", ".join(map(str, nums))
     return {"problem": f"Using the numbers [{nums_txt}], create an equation that equals {value}. "
                        "You can use + - * / and each number at most once.",
             "answer": str(value), "domain": "countdown",
             "meta": {"kind": "countdown", "level": level, "numbers": nums, "target": value,
-                     "solution": expr}}
+                     "solution": expr, "steps": trace}}
 
 
 _MAKERS = {"arithmetic": _arithmetic, "expression": _expression, "countdown": _countdown}

@@ -269,3 +269,83 @@ def test_r1_zero_flow_runs_grpo_from_the_base_model(tmp_path, tiny_model):
     assert len(log) == 3 and "rewards/accuracy/mean" in json.loads(log[-1])
     result = Store(tmp_path / "store", create=False).read_manifest("eval-zero-result")
     assert result["k"] == 2 and result["prompts"] >= 1
+
+
+def sums_cold_start(tmp_path, pairs) -> Path:
+    """A cold-start set the tiny model learns in a few seconds (as in test_learning)."""
+    import datasets
+
+    rows = [{"messages": [{"role": "user", "content": f"What is {a} + {b}?"},
+                          {"role": "assistant",
+                           "content": f"<think>\n{a} + {b} = {a + b}\n</think>\n"
+                                      f"\\boxed{{{a + b}}}"}]} for a, b in pairs]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(
+        str(tmp_path / "cold"))
+    return tmp_path / "cold"
+
+
+def test_chained_models_are_not_named_twice(tmp_path, tiny_model):
+    path = write_cfg(tmp_path, tiny_model, flow="r1_pipeline")
+    with pytest.raises(ConfigError) as e:
+        load_pipeline(path)  # generate.model is set, but r1_pipeline samples from its RL policy
+    assert str(path) in str(e.value) and "generate.model is chained" in str(e.value)
+
+
+@pytest.mark.slow
+def test_r1_pipeline_runs_all_stages(tmp_path):
+    """Cold start -> GRPO -> rejection sampling with the RL policy as teacher -> SFT of the base
+    -> second GRPO -> distillation -> evaluation of the final model and the student."""
+    import random
+
+    import torch
+
+    from r1data.export import _in_test
+    from r1data.store import Store
+    from r1data.tinymodel import build_tiny_model
+
+    torch.set_num_threads(1)
+    pairs = [(a, b) for a in range(10) for b in range(10)]
+    random.Random(0).shuffle(pairs)
+    prompts = tmp_path / "sums.jsonl"
+    prompts.write_text("".join(json.dumps({"problem": f"What is {a} + {b}?", "answer": a + b})
+                               + "\n" for a, b in pairs[:16]))
+    base = build_tiny_model(tmp_path / "base")
+    student = build_tiny_model(tmp_path / "student-base", seed=1)
+    rl = {"num_generations": 4, "prompts_per_step": 2, "max_steps": 2,
+          "max_completion_length": 16, "lr": 1e-5}
+    cfg = {"name": "r1", "flow": "r1_pipeline", "store": "store",
+           "prompts": {"add": [{"path": str(prompts), "source": "sums"}]},
+           "cold_start": {"model": str(base), "data": str(sums_cold_start(tmp_path, pairs[16:])),
+                          "max_steps": 150, "lr": 3e-3, "warmup_steps": 10, "max_len": 256,
+                          "bf16": False},
+           "rl": rl, "rl2": rl | {"rewards": {"accuracy": 1.0, "format": 0.2}},
+           "generate": {"run": "rs", "n": 4, "max_tokens": 24, "max_model_len": 512,
+                        "user_suffix": ""},
+           "filter": {"checks": ["correct", "format"]},
+           "select": {"name": "cur", "k": 2}, "export": {"format": "sft", "test_size": 0.25},
+           "sft": {"max_steps": 20, "lr": 3e-3, "max_len": 256},
+           "student": {"model": str(student), "max_steps": 20, "lr": 3e-3, "max_len": 256},
+           "eval": {"k": 2, "max_tokens": 24, "max_model_len": 512}}
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = flow_run(path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    st = states(res.stderr)
+    stages = ["prompts", "cold_data", "cold_start", "rl_data", "rl", "generate", "filter",
+              "select", "export", "sft", "rl2", "student", "eval", "eval_student"]
+    assert all(st.get(s) == "Completed" for s in stages), st
+    pol = tmp_path / "policies"
+    for d in ("r1-cold", "r1", "r1-sft", "r1-rl2"):
+        assert (pol / d / "model" / "config.json").exists(), d
+    store = Store(tmp_path / "store", create=False)
+    # the RL policy was the teacher, and the held-out prompts were never sampled for training
+    assert store.read_manifest("rs")["config"]["model"] == str(pol / "r1" / "model")
+    sampled = set(store.read("samples", "rs", ["prompt_id"]).column("prompt_id").to_pylist())
+    assert sampled and not any(_in_test(p, 0.25) for p in sampled)
+    assert store.read("curated", "cur").num_rows > 0
+    final, stud = store.read_manifest("eval-r1-result"), store.read_manifest(
+        "eval-r1-student-result")
+    assert final["model"].endswith("r1-rl2/model") and stud["model"].endswith("students/r1/model")
+    assert final["prompts"] == stud["prompts"] >= 1
+    report = tmp_path / "reports" / "r1.html"
+    assert report.exists() and report.read_text().count("<svg") >= 3
