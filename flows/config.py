@@ -51,6 +51,9 @@ class GenerateStage(_Strict):
     sources: list[str] | None = None
     base_url: list[str] = []
     shard_prompts: int = 8
+    # Scale-out: the prompts are split into this many parts, each a task on the task runner
+    # (Dask workers; with the openai engine each part talks to the next base_url).
+    partitions: int = Field(1, ge=1)
     max_model_len: int | None = None
     system_prompt: str | None = R1_SYSTEM_PROMPT  # "" for none
     user_suffix: str = R1_USER_SUFFIX

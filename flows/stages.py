@@ -138,6 +138,36 @@ def _evaluate(cfg: PipelineConfig, model: Path, data: Path, run: str) -> dict:
                     progress=False)
 
 
+def _generate_config(cfg: PipelineConfig):
+    """The teacher's sampling settings; a teacher the flow trained is sampled as it was trained."""
+    from r1data.config import GenerateConfig
+    from r1data.models import resolve
+
+    g = cfg.generate
+    teacher = trained_teacher(cfg)
+    system = g.system_prompt or None
+    if teacher is not None:
+        _need(teacher / "config.json", "the teacher this flow trains is missing")
+        if "system_prompt" not in g.model_fields_set:
+            system = None  # trained on user turns alone, sampled the same way
+    return GenerateConfig(model=str(teacher) if teacher else resolve(g.model), engine=g.engine,
+                          n=g.n, temperature=g.temperature, top_p=g.top_p,
+                          max_tokens=g.max_tokens, seed=g.seed, base_url=g.base_url,
+                          shard_prompts=g.shard_prompts, max_model_len=g.max_model_len,
+                          system_prompt=system, user_suffix=g.user_suffix)
+
+
+def _generate_where(cfg: PipelineConfig) -> str | None:
+    """In r1_pipeline the held-out prompts stay unseen until the evaluation."""
+    where = cfg.generate.where
+    if cfg.flow != "r1_pipeline":
+        return where
+    from r1data.export import not_test_sql
+
+    held = not_test_sql(cfg.export.test_size)
+    return f"({where}) AND {held}" if where else held
+
+
 def _need(path: Path, what: str) -> None:
     from r1data.errors import InputError
 
@@ -218,33 +248,36 @@ def _tasks():
         cs = cfg.cold_start
         return _train_sft(cold_data_dir(cfg), resolve(cs.model), cfg.cold_dir(), cs)
 
+    @task(name="generate_part", **common)
+    def generate_part_task(cfg: PipelineConfig, part: int) -> dict:
+        """One part of the prompts (scale-out); `generate` then checks all are done."""
+        from r1data.generate import generate, select_prompts
+        from r1data.store import Store
+
+        store, g = Store(cfg.store), cfg.generate
+        where = _generate_where(cfg)
+        ids = sorted(p["prompt_id"] for p in select_prompts(store, where=where,
+                                                            sources=g.sources, limit=g.limit))
+        mine = ids[part::g.partitions]
+        if not mine:
+            return {"part": part, "prompts": 0}
+        gc = _generate_config(cfg)
+        if gc.base_url:  # spread the parts over the servers
+            gc.base_url = gc.base_url[part % len(gc.base_url):] + \
+                gc.base_url[:part % len(gc.base_url)]
+        quoted = ", ".join(f"'{i}'" for i in mine)
+        rep = generate(store, gc, g.run, where=f"prompt_id IN ({quoted})", progress=False)
+        return {"part": part, **asdict(rep)}
+
     @stage("generate", lambda c: [("prompts",)] + ([t] if (t := trained_teacher(c)) else []))
     def generate_task(cfg: PipelineConfig) -> dict:
-        from r1data.config import GenerateConfig
         from r1data.generate import generate
-        from r1data.models import resolve
         from r1data.store import Store
 
         g = cfg.generate
-        teacher = trained_teacher(cfg)
-        system = g.system_prompt or None
-        if teacher is not None:
-            _need(teacher / "config.json", "the teacher this flow trains is missing")
-            if "system_prompt" not in g.model_fields_set:
-                system = None  # trained on user turns alone, sampled the same way
-        gc = GenerateConfig(model=str(teacher) if teacher else resolve(g.model), engine=g.engine,
-                            n=g.n, temperature=g.temperature, top_p=g.top_p,
-                            max_tokens=g.max_tokens, seed=g.seed, base_url=g.base_url,
-                            shard_prompts=g.shard_prompts, max_model_len=g.max_model_len,
-                            system_prompt=system, user_suffix=g.user_suffix)
-        where = g.where
-        if cfg.flow == "r1_pipeline":  # the held-out prompts stay unseen until the evaluation
-            from r1data.export import not_test_sql
-
-            held = not_test_sql(cfg.export.test_size)
-            where = f"({where}) AND {held}" if where else held
-        rep = generate(Store(cfg.store), gc, g.run, where=where, sources=g.sources,
-                       limit=g.limit, progress=False)
+        rep = generate(Store(cfg.store), _generate_config(cfg), g.run,
+                       where=_generate_where(cfg), sources=g.sources, limit=g.limit,
+                       progress=False)
         return asdict(rep)
 
     @stage("filter", lambda c: [("samples", c.generate.run)])
@@ -368,7 +401,8 @@ def _tasks():
             "r1_zero": [prompts_task, rl_data_task, rl_task, rl_eval_task],
             "r1_pipeline": [prompts_task, *cold, rl_data_task, rl_task, generate_task,
                             filter_task, select_task, export_task, sft_task, rl2_task,
-                            student_task, final_eval_task, student_eval_task]}, report_task
+                            student_task, final_eval_task, student_eval_task]}, \
+        generate_part_task, report_task
 
 
 def report_markdown(cfg: PipelineConfig, results: dict) -> str:
@@ -425,12 +459,16 @@ def html_report(cfg: PipelineConfig) -> Path:
 def flow_body(cfg: PipelineConfig) -> dict:
     """Body of every flow: its stages in order, on the configured task runner, then the
     report (a Prefect markdown artifact and an HTML page)."""
-    flows, report_task = _tasks()
+    flows, generate_part_task, report_task = _tasks()
     stages = flows[cfg.flow]
     if cfg.cold_start is None:
         stages = [t for t in stages if t.name not in ("cold_data", "cold_start")]
     results = {}
     for t in stages:
+        if t.name == "generate" and cfg.generate.partitions > 1 and \
+                not outputs_present("generate", cfg):
+            parts = [generate_part_task.submit(cfg, k) for k in range(cfg.generate.partitions)]
+            results["generate_parts"] = [f.result() for f in parts]  # concurrently on Dask
         # a cached result whose outputs were deleted is recomputed, not trusted
         fresh = t.with_options(refresh_cache=not outputs_present(t.name, cfg))
         results[t.name] = fresh.submit(cfg).result()

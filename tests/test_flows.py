@@ -92,10 +92,14 @@ def test_curate_twice_second_from_cache_then_on_dask(tmp_path, tiny_model):
 
     dask_dir = tmp_path / "dask"
     dask_dir.mkdir()
-    dpath = write_cfg(dask_dir, tiny_model, task_runner="dask")
+    # the prompts split in two parts, generated concurrently by two Dask workers
+    dpath = write_cfg(dask_dir, tiny_model, task_runner="dask", generate={"partitions": 2})
     run = flow_run(dpath)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "DaskTaskRunner" in run.stderr or "distributed" in run.stderr
+    parts = [ln for ln in run.stderr.splitlines() if "Task run 'generate_part" in ln
+             and "Finished in state Completed" in ln]
+    assert len(parts) == 2, run.stderr[-3000:]
     dstore = Store(dask_dir / "store", create=False)
     keys = {(r["prompt_id"], r["sample_idx"]) for r in store.read("samples", "r").to_pylist()}
     dkeys = {(r["prompt_id"], r["sample_idx"]) for r in dstore.read("samples", "r").to_pylist()}
