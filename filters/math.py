@@ -193,9 +193,29 @@ def answers_equal(gold: str, answer: str | None, *, timeout: float = 5.0) -> boo
         return verdict
     verdict = _answers_equal(gold, answer, timeout)
     if verdict is not None:  # a timeout may pass on a quieter machine: not cached
-        if len(_CACHE) >= CACHE_SIZE:
-            _CACHE.clear()
-        _CACHE[key] = verdict
+        _remember(key, verdict)
+    return verdict
+
+
+def _remember(key: tuple[str, str], verdict: bool) -> None:
+    if len(_CACHE) >= CACHE_SIZE:
+        _CACHE.clear()
+    _CACHE[key] = verdict
+
+
+def _decide_locally(gold: str, answer: str | None) -> bool | None:
+    """answers_equal without the worker pool: the verdict, or None when sympy must decide.
+    Most pairs end here, so a batch needs no thread per pair."""
+    gold = str(gold)
+    if answer is None or not gold.strip():
+        return False
+    key = (gold, answer)
+    verdict = _CACHE.get(key)
+    if verdict is None:
+        got = _quick_verdict(gold, answer)
+        if not isinstance(got, bool):
+            return None
+        _remember(key, verdict := got)
     return verdict
 
 
@@ -214,6 +234,13 @@ def _assigned(s: str) -> str | None:
 
 
 def _answers_equal(gold: str, answer: str, timeout: float) -> bool | None:
+    got = _quick_verdict(gold, answer)
+    return got if isinstance(got, bool) else _pool().call(list(got), timeout)
+
+
+def _quick_verdict(gold: str, answer: str) -> bool | tuple[str, str]:
+    """The verdict from normalised strings and exact numbers, or the normalised pair that
+    needs the symbolic check."""
     if len(answer) > 10 * MAX_ANSWER_CHARS:  # not an answer; not worth normalising
         return answer.strip() == gold.strip()
     g, a = normalise(gold_answer(gold)), normalise(answer)
@@ -245,7 +272,7 @@ def _answers_equal(gold: str, answer: str, timeout: float) -> bool | None:
         return g.lower().split() == a.lower().split()
     if _pathological(a) or _pathological(g):
         return False
-    return _pool().call([g, a], timeout)
+    return g, a
 
 
 def final_part(completion: str) -> str:
@@ -277,10 +304,12 @@ def verify_batch(completions: list[str], golds: list[str], *, timeout: float = 5
 def verify_answers(answers: list[str | None], golds: list[str], *, timeout: float = 5.0,
                    workers: int | None = None) -> list[bool | None]:
     """verify_batch for answers already extracted (the filter runner extracts once)."""
-    pairs = list(dict.fromkeys(zip(golds, answers, strict=True)))
-    workers = workers or int(os.environ.get("R1DATA_MATH_WORKERS") or os.cpu_count() or 1)
-    _pool(workers)
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        results = dict(zip(pairs, ex.map(lambda p: answers_equal(p[0], p[1], timeout=timeout),
-                                          pairs), strict=True))
+    results = {p: _decide_locally(*p) for p in dict.fromkeys(zip(golds, answers, strict=True))}
+    symbolic = [p for p, v in results.items() if v is None]
+    if symbolic:
+        workers = workers or int(os.environ.get("R1DATA_MATH_WORKERS") or os.cpu_count() or 1)
+        _pool(workers)
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            results.update(zip(symbolic, ex.map(
+                lambda p: answers_equal(p[0], p[1], timeout=timeout), symbolic), strict=True))
     return [results[(g, a)] for g, a in zip(golds, answers, strict=True)]

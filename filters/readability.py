@@ -19,6 +19,7 @@ DUP_PARA_CHAR_FRAC = 0.20
 TOP_NGRAM_FRAC = ((2, 0.20), (3, 0.18), (4, 0.16))
 DUP_NGRAM_FRAC = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
 MIN_WORDS_FOR_NGRAMS = 30  # n-gram fractions of a two-line answer are noise
+MAX_CHARS = 200_000  # a longer completion is a runaway generation: too_long
 _WORD = re.compile(r"\S+")
 
 
@@ -124,7 +125,7 @@ def repetition_score(text: str) -> float:
 
 
 def check_format(completion: str, finish_reason: str | None = None, *, domain: str = "math",
-                 min_chars: int = 1, max_chars: int = 200_000,
+                 min_chars: int = 1, max_chars: int = MAX_CHARS,
                  no_code_in_think: bool = False, max_paragraph_chars: int | None = None,
                  check_repetition: bool = True,
                  dup_line_frac: float = DUP_LINE_FRAC, dup_para_frac: float = DUP_PARA_FRAC,
@@ -173,3 +174,30 @@ def check_format(completion: str, finish_reason: str | None = None, *, domain: s
         if reason:
             return False, reason
     return True, None
+
+
+def check_format_batch(completions: list[str], finish_reasons: list[str | None],
+                       domains: list[str]) -> list[tuple[bool, str | None]]:
+    """check_format(c, f, domain=d, check_repetition=False) for each sample (repetition is
+    columnar, see repetition.py). Well-formed samples pass on cheap tests, with the boxed-answer
+    scan once per distinct final answer; every rejection is named by check_format itself."""
+    boxed: dict[str, bool] = {}
+
+    def has_answer(final: str) -> bool:
+        if final not in boxed:
+            boxed[final] = last_boxed(final) is not None or "<answer>" in final
+        return boxed[final]
+
+    out: list[tuple[bool, str | None]] = []
+    for completion, finish, domain in zip(completions, finish_reasons, domains, strict=True):
+        if finish == "length" or not completion.strip() or len(completion) > MAX_CHARS \
+                or completion.count("</think>") > 1 or completion.count("<think>") > 1:
+            out.append(check_format(completion, finish, domain=domain, check_repetition=False))
+            continue
+        reasoning, final = split_think(completion)
+        if reasoning is None or not reasoning or not final \
+                or domain in ("math", "countdown") and not has_answer(final):
+            out.append(check_format(completion, finish, domain=domain, check_repetition=False))
+            continue
+        out.append((True, None))
+    return out

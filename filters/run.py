@@ -11,7 +11,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import queue
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -110,17 +112,18 @@ def verdict_rows(rows: list[dict], cfg: FilterConfig, filter_run: str) -> list[d
     now = dt.datetime.now(dt.UTC)
     finals = [r["final"] if r["final"] is not None else split_think(r["completion"])[1]
               for r in rows]
-    answers = [extract_answer(f) for f in finals]
+    found = {f: extract_answer(f) for f in dict.fromkeys(finals)}  # samples repeat answers
+    answers = [found[f] for f in finals]
     correct = correctness(rows, answers, cfg)  # also without the check: pass rates reported
-    langs = language.detect_batch(finals)
-    consist = language.consistency_batch([r["reasoning"] or "" for r in rows],
-                                         cfg.target_language)
+    langs, consist = language.language_batch(finals, [r["reasoning"] or "" for r in rows],
+                                             cfg.target_language)  # one fastText call
     reps = repetition_batch([r["completion"] for r in rows])  # columnar Gopher rules
+    formats = readability.check_format_batch([r["completion"] for r in rows],
+                                             [r["finish_reason"] for r in rows],
+                                             [r["domain"] for r in rows])
     out = []
-    for r, ok, answer, (lang, prob), cons, (rep_reason, rep_score) in zip(
-            rows, correct, answers, langs, consist, reps, strict=True):
-        fmt_ok, fmt_reason = readability.check_format(r["completion"], r["finish_reason"],
-                                                      domain=r["domain"], check_repetition=False)
+    for r, ok, answer, (lang, prob), cons, (rep_reason, rep_score), (fmt_ok, fmt_reason) in zip(
+            rows, correct, answers, langs, consist, reps, formats, strict=True):
         if fmt_ok and rep_reason:
             fmt_ok, fmt_reason = False, rep_reason
         reason = None
@@ -148,41 +151,158 @@ _PROMPTS: dict[str, dict[str, dict]] = {}  # per worker process: store root -> p
 
 
 def _prompts_of(store_root: str) -> dict[str, dict]:
+    """prompt_id -> the columns a verdict needs (not the problem text), read once per process
+    with ParquetFile: pq.read_table would import pyarrow.dataset in every worker."""
+    import pyarrow.parquet as pq
+
     if store_root not in _PROMPTS:
-        _PROMPTS[store_root] = {r["prompt_id"]: r for r in
-                                Store(store_root, create=False).read("prompts").to_pylist()}
+        cols = ["prompt_id", "domain", "answer", "tests", "meta"]
+        tables = [pq.ParquetFile(p).read(columns=cols)
+                  for p in Store(store_root, create=False).shards("prompts")]
+        rows = pa.concat_tables(tables, promote_options="default").to_pylist() if tables else []
+        _PROMPTS[store_root] = {r["prompt_id"]: r for r in rows}
     return _PROMPTS[store_root]
 
 
-def filter_shard(store_root: str, shard: str, target: str, cfg: dict) -> dict[str, int]:
-    """One sample shard -> its verdict shard; returns counts by outcome. Runs in a worker."""
+def filter_shard(store_root: str, shard: str, target: str, cfg: dict,
+                 rows: list[int] | None = None) -> dict[str, int]:
+    """One sample shard (or its rows [start, stop)) -> its verdicts at target; returns counts
+    by outcome. Runs in a worker. A slice is a part file, joined by the caller."""
     import pyarrow.parquet as pq
 
     fc = FilterConfig(**cfg)
     prompts = _prompts_of(store_root)
-    samples = pq.read_table(shard, columns=["run", "prompt_id", "sample_idx", "completion",
-                                            "reasoning", "final", "finish_reason"])
-    rows = []
+    samples = pq.ParquetFile(shard).read(columns=["run", "prompt_id", "sample_idx",
+                                                  "completion", "reasoning", "final",
+                                                  "finish_reason"])
+    if rows is not None:
+        samples = samples.slice(rows[0], rows[1] - rows[0])
+    items = []
     for s in samples.to_pylist():
         p = prompts.get(s["prompt_id"])
         if p is None:
             raise InputError(f"sample of unknown prompt {s['prompt_id']}", path=shard)
-        rows.append(s | {"domain": p["domain"], "gold": p["answer"], "tests": p["tests"],
-                         "meta": p["meta"]})
-    done = verdict_rows(rows, fc, fc.run_id())
-    write_parquet_atomic(pa.Table.from_pylist(done, schema=VERDICTS_SCHEMA), Path(target),
-                         metadata={"r1data_filter": cfg})
+        items.append(s | {"domain": p["domain"], "gold": p["answer"], "tests": p["tests"],
+                          "meta": p["meta"]})
+    done = verdict_rows(items, fc, fc.run_id())
+    table = pa.Table.from_pylist(done, schema=VERDICTS_SCHEMA)
+    if rows is None:
+        write_parquet_atomic(table, Path(target), metadata={"r1data_filter": cfg})
+    else:  # read only after this call returns; the joined shard is written atomically
+        pq.write_table(table, target, compression="none")
     return dict(Counter("kept" if d["keep"] else d["reject_reason"] for d in done))
+
+
+MIN_ROWS_PER_PROCESS = 4096  # a worker costs ~0.4 s of CPU to start (Python, pyarrow, the
+# pandas pyarrow imports, fastText): by default a run gets no more processes than it has
+# 4096-row lots, so a small run stays in this process
+SLICES_PER_WORKER = 4  # with fewer shards than this per process, shards are cut into slices
+MIN_SLICE_ROWS = 1024  # below this, start-up per job outweighs the better balance
+
+
+def _slices(rows: int, total: int, workers: int) -> list[list[int]] | None:
+    """Row ranges for one shard of `rows`, or None to filter it whole: a run of few shards
+    is cut so that every process has work until the end."""
+    if workers <= 1:
+        return None
+    size = max(MIN_SLICE_ROWS, -(-total // (workers * SLICES_PER_WORKER)))
+    k = min(rows // MIN_SLICE_ROWS, round(rows / size))
+    if k <= 1:
+        return None
+    bounds = [rows * i // k for i in range(k + 1)]
+    return [[a, b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def _run_jobs(jobs: list[list], workers: int) -> Iterator[tuple[int, dict[str, int]]]:
+    """(job index, filter_shard result) as jobs finish. This process takes jobs too, beside
+    workers - 1 subprocesses: it starts at once, while they import and load models."""
+    if workers <= 1:
+        yield from ((i, filter_shard(*job)) for i, job in enumerate(jobs))
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from r1data.filters.bounded import BoundedPool
+
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(len(jobs)):
+        todo.put(i)
+    done: queue.SimpleQueue[tuple[int, bool, object]] = queue.SimpleQueue()
+
+    def drain(call: Callable[[list], dict[str, int]]) -> None:
+        while True:
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((i, True, call(jobs[i])))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                done.put((i, False, e))
+                return
+
+    # Each subprocess checks math with one helper, so cores are not oversubscribed.
+    pool = BoundedPool("r1data.filters.run:filter_shard", workers - 1,
+                       env={"R1DATA_MATH_WORKERS": "1"})
+    remote = lambda job: pool.call_or_raise(job, timeout=24 * 3600)  # noqa: E731
+    ex = ThreadPoolExecutor(max_workers=workers)
+    try:
+        for _ in range(workers - 1):
+            ex.submit(drain, remote)
+        ex.submit(drain, lambda job: filter_shard(*job))
+        for _ in jobs:
+            i, ok, value = done.get()
+            if not ok:
+                raise value
+            yield i, value
+    finally:
+        while True:  # on error: no new jobs; running ones finish
+            try:
+                todo.get_nowait()
+            except queue.Empty:
+                break
+        pool.close()
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _join_parts(parts: list[Path], target: Path, cfg: dict) -> None:
+    """The verdict shard from its slices' part files, written atomically; parts removed."""
+    import pyarrow.parquet as pq
+
+    table = pa.concat_tables([pq.ParquetFile(p).read() for p in parts])
+    write_parquet_atomic(table, target, metadata={"r1data_filter": cfg})
+    for p in parts:
+        p.unlink()
+
+
+class _NoBar:
+    """The part of tqdm the runner uses, doing nothing: no tqdm import without a bar."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **kw) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, desc: str, show: bool):
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="sample", desc=desc)
 
 
 def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
                progress: bool = True) -> FilterReport:
     """Write verdicts/<run>/ for every sample shard that has none for these settings.
 
-    Shards are spread over worker processes (all cores by default), one shard each at a time.
+    Shards are spread over this process and worker processes (all cores by default), one
+    shard each at a time; a run of few shards is cut into slices so every core has work.
     """
     import pyarrow.parquet as pq
-    from tqdm import tqdm
 
     cfg = cfg or FilterConfig()
     check_name("run", run)
@@ -196,43 +316,47 @@ def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
     store.write_manifest(f"filter-{run}", manifest)
     vdir = store.table_dir("verdicts", run)
     counts: Counter[str] = Counter()
-    bar = tqdm(total=sum(pq.ParquetFile(s).metadata.num_rows for s in shards), unit="sample",
-               desc=f"filter {run}", disable=not progress)
+    sizes = {s: pq.ParquetFile(s).metadata.num_rows for s in shards}
+    bar = _progress_bar(sum(sizes.values()), f"filter {run}", progress)
     todo = []
     for shard in shards:
         target = vdir / f"{shard.stem}-{fid}.parquet"
         if target.exists():  # done by an earlier (maybe killed) invocation
             rep.shards_done_before += 1
-            done = pq.read_table(target, columns=["keep", "reject_reason"]).to_pylist()
+            done = pq.ParquetFile(target).read(columns=["keep", "reject_reason"]).to_pylist()
             counts.update("kept" if d["keep"] else d["reject_reason"] for d in done)
             bar.update(len(done))
         else:
-            todo.append((str(shard), str(target)))
-    workers = min(len(todo), cfg.workers or os.cpu_count() or 1)
-    jobs = [[str(store.root), shard, target, asdict(cfg)] for shard, target in todo]
-    if workers <= 1:
-        results = (filter_shard(*job) for job in jobs)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from r1data.filters.bounded import BoundedPool
-
-        # Each worker checks math in-process-bounded with one helper, so cores are not
-        # oversubscribed.
-        pool = BoundedPool("r1data.filters.run:filter_shard", workers,
-                           env={"R1DATA_MATH_WORKERS": "1"})
-        ex = ThreadPoolExecutor(max_workers=workers)
-        results = ex.map(lambda job: pool.call_or_raise(job, timeout=24 * 3600), jobs)
+            todo.append((shard, target))
+    total = sum(sizes[s] for s, _ in todo)
+    procs = cfg.workers or min(os.cpu_count() or 1, max(1, total // MIN_ROWS_PER_PROCESS))
+    jobs: list[list] = []
+    owner: dict[int, Path] = {}  # job index of a slice -> the verdict shard it is part of
+    parts: dict[Path, list[Path]] = {}
+    for shard, target in todo:
+        cut = _slices(sizes[shard], total, procs)
+        if cut is None:
+            jobs.append([str(store.root), str(shard), str(target), asdict(cfg)])
+            continue
+        vdir.mkdir(parents=True, exist_ok=True)
+        for stale in vdir.glob(f".{target.stem}.rows*.part"):  # left by a killed run
+            stale.unlink()
+        parts[target] = [target.with_name(f".{target.stem}.rows{a}.part") for a, _ in cut]
+        for part, rows in zip(parts[target], cut, strict=True):
+            owner[len(jobs)] = target
+            jobs.append([str(store.root), str(shard), str(part), asdict(cfg), rows])
+    pending = {t: len(ps) for t, ps in parts.items()}
+    _PROMPTS.pop(str(store.root), None)  # prompts may have been added since the last run
     try:
-        for got in results:
+        for i, got in _run_jobs(jobs, min(procs, len(jobs))):
             counts.update(got)
-            rep.total += sum(got.values())
             bar.update(sum(got.values()))
             bar.set_postfix(kept=counts["kept"])
+            if i in owner:  # a slice: the shard is written when its last slice is in
+                pending[owner[i]] -= 1
+                if not pending[owner[i]]:
+                    _join_parts(parts[owner[i]], owner[i], asdict(cfg))
     finally:
-        if workers > 1:
-            ex.shutdown(cancel_futures=True)
-            pool.close()
         bar.close()
     rep.total = sum(counts.values())
     rep.kept = counts.pop("kept", 0)

@@ -120,3 +120,25 @@ def test_sigkill_then_resume_gives_each_sample_one_verdict(store):
     keys = [(r["prompt_id"], r["sample_idx"])
             for r in store.read("verdicts", "big", ["prompt_id", "sample_idx"]).to_pylist()]
     assert len(keys) == len(set(keys)) == 2000
+
+
+def test_few_shards_are_sliced_over_processes_with_the_same_verdicts(store, tmp_path):
+    """A run of one big shard is cut into slices for two processes; its verdict shard is the
+    one a single process writes, and no part files stay behind."""
+    from r1data.store import Store
+
+    ids = prompts(store)
+    items = [(ids["math"], f"<think>\n{EN} Step {i % 13}.\n</think>\n\\boxed{{{i % 7}}}",
+              "length" if i % 11 == 0 else "stop") for i in range(3000)]
+    add_samples(store, "r", items, shard_size=3000)
+    other = Store(tmp_path / "other")
+    prompts(other)
+    add_samples(other, "r", items, shard_size=3000)
+    two = filter_run(store, "r", FilterConfig(workers=2), progress=False)
+    one = filter_run(other, "r", FilterConfig(workers=1), progress=False)
+    assert (two.total, two.kept, two.dropped) == (one.total, one.kept, one.dropped)
+    cols = [c for c in store.read("verdicts", "r").column_names if c != "created_at"]
+    assert store.read("verdicts", "r", cols).equals(other.read("verdicts", "r", cols))
+    vdir = store.table_dir("verdicts", "r")
+    assert [p.name for p in vdir.iterdir() if p.name.startswith(".")] == []
+    assert len(store.shards("verdicts", "r")) == 1

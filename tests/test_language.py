@@ -70,3 +70,21 @@ def test_hostile_text_returns(text):
     lang, prob = detect(text)
     assert isinstance(lang, str) and 0.0 <= prob <= 1.0
     assert 0.0 <= consistency(text, "en") <= 1.0
+
+
+def test_batched_sentence_split_equals_the_regex_one():
+    """Arrow splits sentences for the batch; it must cut exactly where Python's `_SENT` does,
+    for every whitespace character Python knows and around math and CJK."""
+    import random
+    import sys
+
+    from r1data.filters import language
+
+    rng = random.Random(1)
+    alpha = [*"ab .!?。！？\n\t\r\x0b\x0c\x1c\x1f\x85\u2028\u3000\xa0$\\()[]{}我か한",
+             "\n\n", ". ", "\\frac", "$$", "\\(", "\\)", "word", "Wait."]
+    texts = ["".join(rng.choice(alpha) for _ in range(rng.randint(0, 30))) for _ in range(20000)]
+    chars = [chr(c) for c in range(0, sys.maxunicode + 1, 7) if not 0xD800 <= c < 0xE000]
+    texts += ["a." + c + "b\n" + c + c + "x!" + c for c in chars]
+    assert language._units_batch(texts) == [language._units(t) for t in texts]
+    assert language._has_cjk(texts) == [language._CJK.search(t) is not None for t in texts]

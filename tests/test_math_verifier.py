@@ -102,7 +102,19 @@ def test_integer_gold_and_missing_answer():
     assert not is_correct(R + "\\boxed{12}", "")
 
 
-def test_batch_returns_none_only_when_time_runs_out_and_does_not_cache_it():
+@pytest.fixture
+def cold_pool(monkeypatch):
+    """A fresh symbolic worker pool: a warm worker left by an earlier test could answer
+    within a 1e-4 s timeout on a busy machine (its caller preempted between write and wait)."""
+    from r1data.filters import math as math_v
+
+    monkeypatch.setattr(math_v, "_POOL", None)
+    yield
+    if math_v._POOL is not None:
+        math_v._POOL.close()
+
+
+def test_batch_returns_none_only_when_time_runs_out_and_does_not_cache_it(cold_pool):
     comp, gold = R + "\\boxed{\\frac{\\sqrt{27}}{3}}", "\\sqrt{3}"  # needs sympy
     assert verify_batch([comp], [gold], timeout=1e-4) == [None]
     assert verify_one(comp, gold, timeout=30) is True  # the timeout was not remembered

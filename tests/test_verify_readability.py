@@ -56,6 +56,10 @@ def test_columnar_repetition_equals_the_scalar_rules():
     rng = random.Random(0)
     sentences = [f"Step {k}: we combine the numbers and check the carry again." for k in range(9)]
     texts = ["", "short one", PROSE, "<think>\n" + "Let me check again.\n" * 20 + "</think>"]
+    # lines end where str.splitlines says, paragraph gaps are any Unicode whitespace
+    texts += [sep.join([sentences[0]] * 4) for sep in
+              ["\u2028", "\x85", "\x1c", "\r\n", "\r", "\x0b", "\n\u3000\n", "\n\xa0\x1f\n",
+               "\u2029\u2029", " \u3000 "]]
     for _ in range(400):
         base = " ".join(rng.sample(sentences, 5))
         k = rng.random()
@@ -67,8 +71,20 @@ def test_columnar_repetition_equals_the_scalar_rules():
             texts.append("\n\n".join(rng.choice(sentences[:3]) for _ in range(rng.randint(1, 6))))
         else:
             texts.append(base)
+    words = [f"w{k}" * (1 + k % 4) for k in range(200)]
+    for _ in range(1500):  # a phrase of 2-12 words repeated: every n-gram rule fires
+        doc = rng.sample(words, rng.randint(20, 120))
+        n = rng.randint(2, 12)
+        i = rng.randint(0, len(doc) - n)
+        phrase = doc[i:i + n]
+        for _ in range(rng.randint(1, 3)):
+            j = rng.randint(0, len(doc))
+            doc[j:j] = phrase
+        texts.append(" ".join(doc))
     got = repetition_batch(texts)
     want = [repetition_stats(t) for t in texts]
     assert [g[0] for g in got] == [w[0] for w in want]
     assert [g[1] for g in got] == pytest.approx([w[1] for w in want], abs=1e-9)
-    assert {w[0] for w in want} >= {None, "dup_line_frac", "dup_para_frac"}  # rules exercised
+    assert {w[0] for w in want} >= {None, "dup_line_frac", "dup_para_frac", "top_2gram",
+                                    "top_3gram", "top_4gram",
+                                    *(f"duplicated_{n}gram" for n in range(5, 11))}
