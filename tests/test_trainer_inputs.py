@@ -65,6 +65,8 @@ def test_cli_errors_are_one_line(folders, monkeypatch, capsys):
           "--out", str(folders["tmp"] / "o"), "--reward", "vibes:1"], "unknown reward 'vibes'"),
         (["train", "sft", "--data", str(folders["nocols"]), "--model", str(folders["model"]),
           "--out", str(folders["tmp"] / "o")], "missing column"),
+        (["train", "grpo", "--data", str(folders["good"]), "--model", str(folders["model"]),
+          "--out", str(folders["tmp"] / "o"), "--rollout", "sglang"], "'rollout'"),
     ]:
         monkeypatch.setattr(sys, "argv", ["r1data", *args])
         with pytest.raises(SystemExit) as e:
@@ -72,3 +74,18 @@ def test_cli_errors_are_one_line(folders, monkeypatch, capsys):
         err = capsys.readouterr().err
         assert e.value.code == 2 and err.count("\n") == 1 and needle in err, err
     assert ConfigError  # the named error class the CLI reports
+
+
+def test_cli_passes_rollout_and_fsdp(folders, monkeypatch, capsys):
+    import json
+
+    out = folders["tmp"] / "cli"
+    monkeypatch.setattr(sys, "argv", [
+        "r1data", "train", "grpo", "--data", str(folders["good"]), "--model",
+        str(folders["model"]), "--out", str(out), "--max-steps", "1", "--num-generations", "2",
+        "--prompts-per-step", "1", "--max-completion-length", "4", "--rollout", "hf", "--fsdp",
+        "--no-progress"])
+    cli.main()
+    assert json.loads(capsys.readouterr().out)["step"] == 1
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["rollout"] == "hf" and saved["fsdp"] is True  # one process: plain model

@@ -6,15 +6,32 @@ import json
 import random
 from pathlib import Path
 
+from r1data.trainers.dist import is_sharded
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_initialized() else 0
+
 
 def save_checkpoint(path: Path, model, opt, step: int, config: dict) -> None:
-    """Model, optimizer, step, resolved config and RNG states; written atomically."""
+    """Model, optimizer, step, resolved config and RNG states; written atomically by rank 0.
+    Call it on every process: FSDP shards are gathered to rank 0 first (a collective)."""
     import torch
 
+    if is_sharded(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        msd, osd = get_state_dict(model, opt, options=StateDictOptions(full_state_dict=True,
+                                                                        cpu_offload=True))
+    else:
+        msd, osd = model.state_dict(), opt.state_dict()
+    if _rank() != 0:
+        return
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                "config": config, "torch_rng": torch.get_rng_state(),
-                "py_rng": random.getstate()}, tmp)
+    torch.save({"model": msd, "optimizer": osd, "step": step, "config": config,
+                "torch_rng": torch.get_rng_state(), "py_rng": random.getstate()}, tmp)
     tmp.replace(path)
 
 
@@ -25,11 +42,19 @@ def resume(path: Path, model, opt, metrics: Path) -> int:
     if not path.exists():
         return 0
     state = torch.load(path, weights_only=False)
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
+    if is_sharded(model):  # every process reads the full file and keeps its shard
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+        set_state_dict(model, opt, model_state_dict=state["model"],
+                       optim_state_dict=state["optimizer"],
+                       options=StateDictOptions(full_state_dict=True))
+    else:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     random.setstate(state["py_rng"])
-    keep_metrics(metrics, state["step"])
+    if _rank() == 0:
+        keep_metrics(metrics, state["step"])
     return state["step"]
 
 

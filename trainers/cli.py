@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import typer
@@ -28,19 +29,29 @@ def sft(
     lr: Annotated[float, typer.Option()] = _S["lr"].default,
     warmup_steps: Annotated[int, typer.Option()] = _S["warmup_steps"].default,
     bf16: Annotated[bool, typer.Option(help="bf16 autocast on CPU.")] = _S["bf16"].default,
+    fsdp: Annotated[bool, typer.Option(help="Under torchrun: shard weights (FSDP2), not DDP.")
+                    ] = _S["fsdp"].default,
     seed: Annotated[int, typer.Option()] = _S["seed"].default,
     progress: Annotated[bool, typer.Option()] = True,
 ):
     """Supervised fine-tuning on the assistant turns (cold start, distillation).
 
     Example: r1data train sft --data data/sft --model models/smollm2 --out runs/cold --epochs 2
+    (several processes: torchrun --nproc_per_node 2 -m r1data.cli train sft ...)
     """
     from r1data.trainers.sft import train_sft
 
     cfg = SFTConfig(data=data, model=model, out=out, epochs=epochs, max_steps=max_steps,
                     batch_size=batch_size, grad_accum=grad_accum, max_len=max_len,
-                    packing=packing, lr=lr, warmup_steps=warmup_steps, bf16=bf16, seed=seed)
-    typer.echo(json.dumps(train_sft(cfg, progress=progress)))
+                    packing=packing, lr=lr, warmup_steps=warmup_steps, bf16=bf16, fsdp=fsdp,
+                    seed=seed)
+    _echo(train_sft(cfg, progress=progress))
+
+
+def _echo(result: dict) -> None:
+    """The final metrics, once: under torchrun only rank 0 prints."""
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(json.dumps(result))
 
 
 def _rewards(items: list[str]) -> dict[str, float]:
@@ -83,6 +94,12 @@ def grpo(
     num_iterations: Annotated[int, typer.Option()] = _G["num_iterations"].default,
     mask_truncated: Annotated[bool, typer.Option()] = _G["mask_truncated"].default,
     dynamic_sampling: Annotated[bool, typer.Option()] = _G["dynamic_sampling"].default,
+    rollout: Annotated[str, typer.Option(
+        help="hf (forward passes with a KV cache) or vllm (colocated engine, weights synced "
+             "each step).")] = _G["rollout"].default,
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast on CPU.")] = _G["bf16"].default,
+    fsdp: Annotated[bool, typer.Option(help="Under torchrun: shard weights (FSDP2), not DDP.")
+                    ] = _G["fsdp"].default,
     seed: Annotated[int, typer.Option()] = _G["seed"].default,
     progress: Annotated[bool, typer.Option()] = True,
 ):
@@ -104,10 +121,11 @@ def grpo(
                          temperature=temperature, lr=lr, beta=beta, eps_low=eps_low,
                          eps_high=eps_high, loss_type=loss_type, scale_rewards=scale_rewards,
                          num_iterations=num_iterations, mask_truncated=mask_truncated,
-                         dynamic_sampling=dynamic_sampling, seed=seed)
+                         dynamic_sampling=dynamic_sampling, rollout=rollout, bf16=bf16,
+                         fsdp=fsdp, seed=seed)
     except ValidationError as e:
         err = e.errors()[0]
         cause = err.get("ctx", {}).get("error")
         msg = str(cause) if isinstance(cause, ConfigError) else err["msg"]
         raise ConfigError(f"field {'.'.join(map(str, err['loc']))!r}: {msg}") from None
-    typer.echo(json.dumps(train_grpo(cfg, progress=progress)))
+    _echo(train_grpo(cfg, progress=progress))

@@ -3,6 +3,10 @@
 Reads top to bottom like nanoGPT's train.py: config, data, model, optimizer, schedule, loop.
 The resolved config is saved in every checkpoint, with optimizer, scheduler and RNG states, so a
 resumed run continues the same loss curve.
+
+Several processes: `torchrun --nproc_per_node N -m r1data.cli train sft ...`; batch_size is per
+process. Weights are replicated (DDP), or sharded with `--fsdp` (FSDP2 `fully_shard` per decoder
+layer, then the root) for models that do not fit one GPU; checkpoints hold the full weights.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class SFTConfig(BaseModel):
     log_every: int = 1
     seed: int = 0
     threads: int | None = None  # torch.set_num_threads; None leaves torch's default
+    fsdp: bool = False  # under torchrun: shard weights with FSDP2 instead of replicating (DDP)
 
 
 def lr_at(step: int, total: int, cfg: SFTConfig) -> float:
@@ -71,19 +76,6 @@ def _loss(model, batch, bf16: bool, reduction: str = "mean"):
                                              reduction=reduction)
 
 
-def distributed() -> tuple[int, int]:
-    """(rank, world size); under torchrun the gloo (CPU) or nccl (GPU) group is started here."""
-    import os
-
-    import torch
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
 def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
     """Train, checkpoint, resume if a checkpoint exists in cfg.out; returns final metrics."""
     import torch
@@ -98,6 +90,7 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         load_split,
         load_tokenizer,
     )
+    from r1data.trainers.dist import all_sum, distributed, full_state_dict, wrap
 
     # --- inputs, checked before any compute -----------------------------------------------------
     train_ds = load_split(cfg.data, "train", SFT_COLUMNS)
@@ -140,17 +133,14 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
 
     # --- model, optimizer, resume ---------------------------------------------------------------
     base = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
-    model = base
-    if world > 1:  # gradients averaged over processes; FSDP would wrap here for big models
-        model = torch.nn.parallel.DistributedDataParallel(base)
+    model = wrap(base, world, cfg.fsdp)  # DDP, FSDP2 (base is then sharded in place), or base
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
     ckpt = out / "checkpoint.pt"
     step = resume(ckpt, base, opt, out / "metrics.jsonl")
 
     def save(path: Path):
-        if rank == 0:
-            save_checkpoint(path, base, opt, step, cfg.model_dump())
+        save_checkpoint(path, base, opt, step, cfg.model_dump())  # rank 0 writes
 
     @torch.no_grad()
     def eval_loss() -> float | None:
@@ -163,15 +153,6 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         return sum(losses) / len(losses)
 
     # --- loop -----------------------------------------------------------------------------------
-    import torch.distributed as dist
-
-    def all_sum(x: float) -> float:
-        if world == 1:
-            return x
-        t = torch.tensor([x], dtype=torch.float64)
-        dist.all_reduce(t)
-        return float(t.item())
-
     metrics_f = open(out / "metrics.jsonl", "a") if rank == 0 else None
     bar = tqdm(total=total, initial=step, desc="sft", disable=not progress or rank != 0)
     model.train()
@@ -211,11 +192,14 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
             save(ckpt)
     bar.close()
     save(ckpt)
+    weights = full_state_dict(base)  # a collective under FSDP
     if rank == 0:
         metrics_f.close()
-        base.save_pretrained(out / "model")
+        base.save_pretrained(out / "model", state_dict=weights)
         tok.save_pretrained(out / "model")
         (out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
     if world > 1:
+        import torch.distributed as dist
+
         dist.barrier()
     return last

@@ -1,0 +1,85 @@
+"""GRPO rollouts from a colocated vLLM engine, as TRL's GRPOTrainer with vllm_mode="colocate":
+the engine lives in the trainer's process and its weights are reloaded from the policy before
+every rollout, so samples always come from the current policy.
+
+The engine core runs in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0), so weights are handed over
+as tensors, not serialised. Under torchrun each process has its own engine (vLLM's
+external_launcher executor, as TRL) generating its own prompts. On CPU, vLLM binds the process's
+OpenMP threads to its cores (VLLM_CPU_OMP_THREADS_BIND; here each process gets its share of the
+cores): torch.set_num_threads has no effect after the engine starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _relink_tied_lm_head(model) -> None:
+    """vLLM-CPU packs lm_head's weight for its GEMM when loading; a layerwise reload re-processes
+    only embed_tokens, so a tied lm_head would keep the old packed copy: repack it."""
+    from vllm.model_executor.layers.utils import dispatch_cpu_unquantized_gemm
+    from vllm.platforms import current_platform
+
+    lm_head, embed = getattr(model, "lm_head", None), getattr(model, "model", None)
+    embed = getattr(embed, "embed_tokens", None)
+    if (current_platform.is_cpu() and lm_head is not None and embed is not None
+            and lm_head.weight.data_ptr() == embed.weight.data_ptr()):
+        dispatch_cpu_unquantized_gemm(lm_head, remove_weight=False)
+
+
+class VllmRollout:
+    """One vllm.LLM over the policy's folder; `load` pushes new weights, `sample` rolls out."""
+
+    def __init__(self, model_dir: str, *, seed: int, max_model_len: int, bf16: bool,
+                 world: int = 1, gpu_memory_utilization: float = 0.3):
+        from r1data.config import GenerateConfig
+        from r1data.engines import VllmEngine, has_gpu
+
+        self.saved_env = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process: weights reachable
+        extra = {}
+        if world > 1:  # torchrun: one independent engine per process, as TRL's colocate mode
+            extra["distributed_executor_backend"] = "external_launcher"
+            if not has_gpu() and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+                cpus = sorted(os.sched_getaffinity(0))  # this process's share of the cores
+                local, n = int(os.environ["LOCAL_RANK"]), int(os.environ["LOCAL_WORLD_SIZE"])
+                mine = cpus[local * len(cpus) // n:(local + 1) * len(cpus) // n] or cpus
+                os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, mine))
+        # fp32 like the policy, so the rollout log-probs are the policy's (bf16 with cfg.bf16)
+        gen = GenerateConfig(model=model_dir, seed=seed, max_model_len=max_model_len,
+                             dtype="bfloat16" if bf16 else "float32",
+                             gpu_memory_utilization=gpu_memory_utilization)
+        self.engine = VllmEngine(gen, **extra)
+        self.llm = self.engine.llm
+
+    def load(self, named_params: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Weights in HF names (q/k/v and gate/up are fused by vLLM's loader); prefix cache
+        cleared, since cached KV blocks were computed with the old weights."""
+        weights = [(name, p.detach()) for name, p in named_params]
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights,
+                                                          "is_checkpoint_format": True})
+        self.llm.apply_model(_relink_tied_lm_head)
+        self.llm.reset_prefix_cache()
+
+    def sample(self, prompt_ids: list[list[int]], *, n: int, seeds: list[int], max_new: int,
+               temperature: float, top_p: float) -> list[list[int]]:
+        """n completions per prompt (token ids, with EOS when one was sampled), prompt-major.
+        One seed per prompt: a prompt's samples do not depend on the batch it is in."""
+        from vllm import SamplingParams
+
+        params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new,
+                                 seed=s) for s in seeds]
+        outs = self.llm.generate([{"prompt_token_ids": p} for p in prompt_ids], params,
+                                 use_tqdm=False)
+        return [list(o.token_ids) for out in outs for o in out.outputs]
+
+    def close(self) -> None:
+        self.engine.close()
+        os.environ.pop("VLLM_ENABLE_V1_MULTIPROCESSING")
+        if self.saved_env is not None:  # other engines in this process run as configured
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = self.saved_env
