@@ -42,11 +42,71 @@ def _model_stamp(model_dir: Path) -> list | None:
         or None
 
 
+# The configuration each stage depends on: changing `eval.k` re-runs the evaluation, not the
+# cold start. What a stage reads from earlier stages is in its `reads` (shards, model stamps).
+STAGE_SECTIONS = {
+    "prompts": ["prompts"], "cold_data": ["cold_start"], "cold_start": ["cold_start"],
+    "generate": ["generate", "export"], "filter": ["filter"], "select": ["select"],
+    "export": ["select", "export"], "export_eval": ["select", "export"],
+    "student": ["export", "student"], "eval": ["export", "eval"],
+    "eval_student": ["export", "eval"], "rl_data": ["generate", "export"], "rl": ["rl"],
+    "sft": ["export", "sft", "cold_start"], "rl2": ["rl2"],
+}
+
+
+def stage_config(stage: str, cfg: PipelineConfig) -> dict:
+    dump = cfg.model_dump()
+    return {"flow": cfg.flow, "name": cfg.name,
+            **{k: dump[k] for k in STAGE_SECTIONS.get(stage, list(dump))}}
+
+
+def _prompts_stamp(store_root: str) -> str | None:
+    """The task prompts by id: evaluations add their own (source eval/...), which must not
+    invalidate the stages that train on the task prompts."""
+    from r1data import query
+    from r1data.store import Store
+
+    if not _shard_names(store_root, "prompts"):
+        return None
+    ids = query.run(Store(store_root, create=False), "SELECT prompt_id FROM prompts WHERE "
+                    "source NOT LIKE 'eval/%' ORDER BY prompt_id").fetchall()
+    return _fingerprint([i[0] for i in ids])
+
+
 def stage_key(stage: str, cfg: dict, store_root: str, reads: list) -> str:
-    """Config + names of the shards (tuples) and the models (paths) a stage reads."""
-    state = [_model_stamp(r) if isinstance(r, Path) else _shard_names(store_root, *r)
-             for r in reads]
+    """Config + the task prompts, the shards (tuples) and the models (paths) a stage reads."""
+    state = [_model_stamp(r) if isinstance(r, Path) else _prompts_stamp(store_root)
+             if r == ("prompts",) else _shard_names(store_root, *r) for r in reads]
     return f"r1data-{stage}-{_fingerprint(stage, cfg, store_root, state)}"
+
+
+def drop_run(root: Path, run: str) -> None:
+    """A run the flow owns and must redo: its samples, verdicts and manifests."""
+    import shutil
+
+    for d in (root / "samples" / run, root / "verdicts" / run):
+        shutil.rmtree(d, ignore_errors=True)
+    for m in (f"{run}.json", f"filter-{run}.json", f"{run}-result.json"):
+        (root / "runs" / m).unlink(missing_ok=True)
+
+
+def reset_if_teacher_changed(cfg: PipelineConfig) -> bool:
+    """Samples of a teacher the flow has since retrained are stale: drop that run (and its
+    verdicts) so it is sampled again; the stamp of the teacher is kept beside the run."""
+    teacher = trained_teacher(cfg)
+    if teacher is None:
+        return False
+    root, run = Path(cfg.store), cfg.generate.run
+    stamp_file = root / "runs" / f"{run}.teacher.json"
+    stamp = _model_stamp(teacher)
+    old = json.loads(stamp_file.read_text()) if stamp_file.exists() else None
+    stale = old is not None and old != stamp and (root / "samples" / run).exists()
+    if stale:
+        print(f"teacher {teacher} was retrained: dropping the stale samples of run {run!r}")
+        drop_run(root, run)
+    stamp_file.parent.mkdir(parents=True, exist_ok=True)
+    stamp_file.write_text(json.dumps(stamp))
+    return stale
 
 
 def trained_teacher(cfg: PipelineConfig) -> Path | None:
@@ -133,6 +193,8 @@ def _evaluate(cfg: PipelineConfig, model: Path, data: Path, run: str) -> dict:
     from r1data.store import Store
 
     split = "test" if (data / "test").exists() else "train"
+    # the task runs again only when the model or the settings changed: its old samples are stale
+    drop_run(Path(cfg.store), run)
     return evaluate(Store(cfg.store), str(model), data, k=cfg.eval.k, split=split, run=run,
                     max_tokens=cfg.eval.max_tokens, max_model_len=cfg.eval.max_model_len,
                     progress=False)
@@ -183,7 +245,7 @@ def _tasks():
     def key_fn(stage, reads):
         def fn(context, parameters):
             cfg: PipelineConfig = parameters["cfg"]
-            return stage_key(stage, cfg.model_dump(), cfg.store, reads(cfg))
+            return stage_key(stage, stage_config(stage, cfg), cfg.store, reads(cfg))
         return fn
 
     def transient(task, task_run, state) -> bool:
@@ -465,6 +527,8 @@ def flow_body(cfg: PipelineConfig) -> dict:
         stages = [t for t in stages if t.name not in ("cold_data", "cold_start")]
     results = {}
     for t in stages:
+        if t.name == "generate":
+            reset_if_teacher_changed(cfg)
         if t.name == "generate" and cfg.generate.partitions > 1 and \
                 not outputs_present("generate", cfg):
             parts = [generate_part_task.submit(cfg, k) for k in range(cfg.generate.partitions)]

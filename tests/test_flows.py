@@ -353,3 +353,31 @@ def test_r1_pipeline_runs_all_stages(tmp_path):
     assert final["prompts"] == stud["prompts"] >= 1
     report = tmp_path / "reports" / "r1.html"
     assert report.exists() and report.read_text().count("<svg") >= 3
+
+    # a new evaluation setting re-runs the evaluations only: no stage before them trains again
+    cfg["eval"]["k"] = 3
+    path.write_text(yaml.safe_dump(cfg))
+    again = flow_run(path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    st = states(again.stderr)
+    assert all(st[s] == "Cached" for s in stages[:-2]), st
+    assert st["eval"] == st["eval_student"] == "Completed", st
+    assert store.read_manifest("eval-r1-result")["k"] == 3
+
+
+def test_samples_of_a_retrained_teacher_are_dropped(tmp_path):
+    from r1data.flows.config import PipelineConfig
+    from r1data.flows.stages import reset_if_teacher_changed
+
+    cfg = PipelineConfig(name="q", flow="distill", store=str(tmp_path / "store"),
+                         cold_start={"model": "base"}, generate={"run": "t"})
+    model = cfg.cold_dir() / "model"
+    model.mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"v1")
+    samples = tmp_path / "store" / "samples" / "t"
+    samples.mkdir(parents=True)
+    (samples / "shard-a.parquet").write_bytes(b"x")
+    assert not reset_if_teacher_changed(cfg)  # first sight: the stamp is recorded
+    assert not reset_if_teacher_changed(cfg) and samples.exists()  # same teacher: kept
+    (model / "model.safetensors").write_bytes(b"v2, retrained")
+    assert reset_if_teacher_changed(cfg) and not samples.exists()
