@@ -35,11 +35,13 @@ def _shard_names(store_root: str, table: str, part: str | None = None) -> list[s
     return sorted(p.name for p in d.glob("*.parquet")) if d.exists() else []
 
 
-def _model_stamp(model_dir: Path) -> list | None:
-    """A trained model's identity for cache keys: retrained weights invalidate what follows."""
-    files = sorted(model_dir.glob("*.safetensors")) or [model_dir / "config.json"]
-    return [[f.name, f.stat().st_mtime_ns, f.stat().st_size] for f in files if f.exists()] \
-        or None
+def _folder_stamp(folder: Path) -> list | None:
+    """A model's or dataset's identity for cache keys (its weight or Arrow files): retrained
+    weights or rewritten data invalidate what follows."""
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*/*.arrow")) or \
+        [folder / "config.json"]
+    return [[str(f.relative_to(folder)), f.stat().st_mtime_ns, f.stat().st_size]
+            for f in files if f.exists()] or None
 
 
 # The configuration each stage depends on: changing `eval.k` re-runs the evaluation, not the
@@ -75,7 +77,7 @@ def _prompts_stamp(store_root: str) -> str | None:
 
 def stage_key(stage: str, cfg: dict, store_root: str, reads: list) -> str:
     """Config + the task prompts, the shards (tuples) and the models (paths) a stage reads."""
-    state = [_model_stamp(r) if isinstance(r, Path) else _prompts_stamp(store_root)
+    state = [_folder_stamp(r) if isinstance(r, Path) else _prompts_stamp(store_root)
              if r == ("prompts",) else _shard_names(store_root, *r) for r in reads]
     return f"r1data-{stage}-{_fingerprint(stage, cfg, store_root, state)}"
 
@@ -98,7 +100,7 @@ def reset_if_teacher_changed(cfg: PipelineConfig) -> bool:
         return False
     root, run = Path(cfg.store), cfg.generate.run
     stamp_file = root / "runs" / f"{run}.teacher.json"
-    stamp = _model_stamp(teacher)
+    stamp = _folder_stamp(teacher)
     old = json.loads(stamp_file.read_text()) if stamp_file.exists() else None
     stale = old is not None and old != stamp and (root / "samples" / run).exists()
     if stale:
@@ -303,7 +305,7 @@ def _tasks():
         return write_cold_start(cold_data_dir(cfg), cs.synth.kinds, cs.synth.n,
                                 seed=cs.synth.seed, level=cs.synth.level, exclude=seen)
 
-    @stage("cold_start", lambda c: [cold_data_dir(c) / "data"])
+    @stage("cold_start", lambda c: [cold_data_dir(c)])
     def cold_start_task(cfg: PipelineConfig) -> dict:
         from r1data.models import resolve
 

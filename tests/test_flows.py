@@ -381,3 +381,29 @@ def test_samples_of_a_retrained_teacher_are_dropped(tmp_path):
     assert not reset_if_teacher_changed(cfg) and samples.exists()  # same teacher: kept
     (model / "model.safetensors").write_bytes(b"v2, retrained")
     assert reset_if_teacher_changed(cfg) and not samples.exists()
+
+
+def test_stage_keys_see_rewritten_datasets_and_retrained_models(tmp_path):
+    """A Path read is stamped by its Arrow or weight files: new data means a new key."""
+    import datasets
+
+    from r1data.flows.stages import stage_key
+
+    data = tmp_path / "cold"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([{"x": 1}])}).save_to_disk(
+        str(data))
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"v1")
+
+    def key():
+        return stage_key("cold_start", {"k": 1}, str(tmp_path / "store"), [data, model])
+
+    first = key()
+    assert key() == first
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([{"x": 1}, {"x": 2}])}) \
+        .save_to_disk(str(data))
+    second = key()
+    assert second != first
+    (model / "model.safetensors").write_bytes(b"v2, retrained")
+    assert key() != second
