@@ -166,35 +166,37 @@ class PipelineConfig(_Strict):
         if self.flow == "r1_pipeline" and self.cold_start is None:
             self.cold_start = ColdStartStage()
 
+    def _out(self, out: str | None, folder: str, name: str) -> Path:
+        """A stage's `out`, else <store>/../<folder>/<name>."""
+        return Path(out) if out else Path(self.store).parent / folder / name
+
     def cold_dir(self) -> Path:
-        cs = self.cold_start or ColdStartStage()
-        return Path(cs.out) if cs.out else \
-            Path(self.store).parent / "policies" / f"{self.name}-cold"
+        return self._out((self.cold_start or ColdStartStage()).out, "policies",
+                         f"{self.name}-cold")
 
     def sft_dir(self) -> Path:
-        if self.sft.out:
-            return Path(self.sft.out)
-        return Path(self.store).parent / "policies" / f"{self.name}-sft"
+        return self._out(self.sft.out, "policies", f"{self.name}-sft")
 
     def policy2_dir(self) -> Path:
-        if self.rl2.out:
-            return Path(self.rl2.out)
-        return Path(self.store).parent / "policies" / f"{self.name}-rl2"
+        return self._out(self.rl2.out, "policies", f"{self.name}-rl2")
 
     def policy_dir(self) -> Path:
-        if self.rl.out:
-            return Path(self.rl.out)
-        return Path(self.store).parent / "policies" / self.name
+        return self._out(self.rl.out, "policies", self.name)
 
     def student_dir(self) -> Path:
-        if self.student.out:
-            return Path(self.student.out)
-        return Path(self.store).parent / "students" / self.name
+        return self._out(self.student.out, "students", self.name)
 
     def export_dir(self) -> Path:
-        if self.export.out:
-            return Path(self.export.out)
-        return Path(self.store).parent / "exports" / f"{self.select.name}-{self.export.format}"
+        return self._out(self.export.out, "exports",
+                         f"{self.select.name}-{self.export.format}")
+
+    def eval_data_dir(self) -> Path:
+        """The curated prompts in GRPO form: the student's exam (distill)."""
+        return Path(str(self.export_dir()) + "-eval")
+
+    def rl_data_dir(self) -> Path:
+        """The task prompts as a GRPO dataset (r1_zero, r1_pipeline)."""
+        return Path(str(self.export_dir()) + "-rl")
 
 
 def load_pipeline(path: str | Path) -> PipelineConfig:

@@ -82,19 +82,11 @@ def stage_key(stage: str, cfg: dict, store_root: str, reads: list) -> str:
     return f"r1data-{stage}-{_fingerprint(stage, cfg, store_root, state)}"
 
 
-def drop_run(root: Path, run: str) -> None:
-    """A run the flow owns and must redo: its samples, verdicts and manifests."""
-    import shutil
-
-    for d in (root / "samples" / run, root / "verdicts" / run):
-        shutil.rmtree(d, ignore_errors=True)
-    for m in (f"{run}.json", f"filter-{run}.json", f"{run}-result.json"):
-        (root / "runs" / m).unlink(missing_ok=True)
-
-
 def reset_if_teacher_changed(cfg: PipelineConfig) -> bool:
     """Samples of a teacher the flow has since retrained are stale: drop that run (and its
     verdicts) so it is sampled again; the stamp of the teacher is kept beside the run."""
+    from r1data.store import Store
+
     teacher = trained_teacher(cfg)
     if teacher is None:
         return False
@@ -105,7 +97,7 @@ def reset_if_teacher_changed(cfg: PipelineConfig) -> bool:
     stale = old is not None and old != stamp and (root / "samples" / run).exists()
     if stale:
         print(f"teacher {teacher} was retrained: dropping the stale samples of run {run!r}")
-        drop_run(root, run)
+        Store(root).drop_run(run)
     stamp_file.parent.mkdir(parents=True, exist_ok=True)
     stamp_file.write_text(json.dumps(stamp))
     return stale
@@ -141,7 +133,7 @@ def outputs_present(stage: str, cfg: PipelineConfig) -> bool:
     if stage == "export":
         return (cfg.export_dir() / "README.md").exists()
     if stage == "export_eval":
-        return (Path(str(cfg.export_dir()) + "-eval") / "README.md").exists()
+        return (cfg.eval_data_dir() / "README.md").exists()
     if stage == "student":
         return (cfg.student_dir() / "model" / "config.json").exists()
     if stage == "eval":
@@ -149,7 +141,7 @@ def outputs_present(stage: str, cfg: PipelineConfig) -> bool:
     if stage == "eval_student":
         return (root / "runs" / f"eval-{cfg.name}-student-result.json").exists()
     if stage == "rl_data":
-        return (Path(str(cfg.export_dir()) + "-rl") / "dataset_dict.json").exists()
+        return (cfg.rl_data_dir() / "dataset_dict.json").exists()
     if stage == "cold_data":
         return (cold_data_dir(cfg) / "dataset_dict.json").exists()
     dirs = {"rl": cfg.policy_dir, "cold_start": cfg.cold_dir, "sft": cfg.sft_dir,
@@ -196,8 +188,9 @@ def _evaluate(cfg: PipelineConfig, model: Path, data: Path, run: str) -> dict:
 
     split = "test" if (data / "test").exists() else "train"
     # the task runs again only when the model or the settings changed: its old samples are stale
-    drop_run(Path(cfg.store), run)
-    return evaluate(Store(cfg.store), str(model), data, k=cfg.eval.k, split=split, run=run,
+    store = Store(cfg.store)
+    store.drop_run(run)
+    return evaluate(store, str(model), data, k=cfg.eval.k, split=split, run=run,
                     max_tokens=cfg.eval.max_tokens, max_model_len=cfg.eval.max_model_len,
                     progress=False)
 
@@ -267,12 +260,6 @@ def _tasks():
 
     def stage(name: str, reads):
         return task(name=name, cache_key_fn=key_fn(name, reads), **common)
-
-    def rl_data(c):
-        return Path(str(c.export_dir()) + "-rl")
-
-    def eval_data(c):
-        return Path(str(c.export_dir()) + "-eval")
 
     @stage("prompts", lambda c: [])
     def prompts_task(cfg: PipelineConfig) -> dict:
@@ -389,7 +376,7 @@ def _tasks():
 
         if not curated_rows(cfg):
             return {"out": None, "skipped": "no sample passed the filters"}
-        return export(Store(cfg.store), cfg.select.name, eval_data(cfg), fmt="grpo",
+        return export(Store(cfg.store), cfg.select.name, cfg.eval_data_dir(), fmt="grpo",
                       test_size=cfg.export.test_size)
 
     @stage("student", lambda c: [("curated", c.select.name)])
@@ -403,14 +390,14 @@ def _tasks():
 
     @stage("eval", lambda c: [("curated", c.select.name), c.student_dir() / "model"])
     def eval_task(cfg: PipelineConfig) -> dict:
-        return _evaluate(cfg, cfg.student_dir() / "model", eval_data(cfg), f"eval-{cfg.name}")
+        return _evaluate(cfg, cfg.student_dir() / "model", cfg.eval_data_dir(), f"eval-{cfg.name}")
 
     @stage("rl_data", lambda c: [("prompts",)])
     def rl_data_task(cfg: PipelineConfig) -> dict:
         from r1data.export import export_prompts
         from r1data.store import Store
 
-        return export_prompts(Store(cfg.store), rl_data(cfg), where=cfg.generate.where,
+        return export_prompts(Store(cfg.store), cfg.rl_data_dir(), where=cfg.generate.where,
                               sources=cfg.generate.sources, test_size=cfg.export.test_size)
 
     @stage("rl", lambda c: [("prompts",)] + ([c.cold_dir() / "model"]
@@ -420,11 +407,11 @@ def _tasks():
 
         start = str(cfg.cold_dir() / "model") if cfg.flow == "r1_pipeline" else \
             resolve(cfg.rl.model)
-        return _train_grpo(rl_data(cfg), start, cfg.policy_dir(), cfg.rl)
+        return _train_grpo(cfg.rl_data_dir(), start, cfg.policy_dir(), cfg.rl)
 
     @stage("eval", lambda c: [("prompts",), c.policy_dir() / "model"])
     def rl_eval_task(cfg: PipelineConfig) -> dict:
-        return _evaluate(cfg, cfg.policy_dir() / "model", rl_data(cfg), f"eval-{cfg.name}")
+        return _evaluate(cfg, cfg.policy_dir() / "model", cfg.rl_data_dir(), f"eval-{cfg.name}")
 
     @stage("sft", lambda c: [("curated", c.select.name)])
     def sft_task(cfg: PipelineConfig) -> dict:
@@ -439,16 +426,16 @@ def _tasks():
     @stage("rl2", lambda c: [("prompts",), c.sft_dir() / "model"])
     def rl2_task(cfg: PipelineConfig) -> dict:
         """R1 stage 4: RL for all scenarios, from the stage-3 model, with general rewards."""
-        return _train_grpo(rl_data(cfg), str(cfg.sft_dir() / "model"), cfg.policy2_dir(),
+        return _train_grpo(cfg.rl_data_dir(), str(cfg.sft_dir() / "model"), cfg.policy2_dir(),
                            cfg.rl2)
 
     @stage("eval", lambda c: [("prompts",), c.policy2_dir() / "model"])
     def final_eval_task(cfg: PipelineConfig) -> dict:
-        return _evaluate(cfg, cfg.policy2_dir() / "model", rl_data(cfg), f"eval-{cfg.name}")
+        return _evaluate(cfg, cfg.policy2_dir() / "model", cfg.rl_data_dir(), f"eval-{cfg.name}")
 
     @stage("eval_student", lambda c: [("prompts",), c.student_dir() / "model"])
     def student_eval_task(cfg: PipelineConfig) -> dict:
-        return _evaluate(cfg, cfg.student_dir() / "model", rl_data(cfg),
+        return _evaluate(cfg, cfg.student_dir() / "model", cfg.rl_data_dir(),
                          f"eval-{cfg.name}-student")
 
     @task(name="report")

@@ -184,3 +184,13 @@ class Store:
 
     def write_manifest(self, run: str, manifest: dict) -> Path:
         return write_json_atomic(manifest, self.manifest_path(run))
+
+    def drop_run(self, run: str) -> None:
+        """Remove a run that must be redone (a flow's stale samples): its samples, verdicts,
+        and the manifests generate, filter and eval write for it."""
+        import shutil
+
+        for table in ("samples", "verdicts"):
+            shutil.rmtree(self.table_dir(table, run), ignore_errors=True)
+        for name in (run, f"filter-{run}", f"{run}-result"):
+            self.manifest_path(name).unlink(missing_ok=True)
