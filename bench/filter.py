@@ -112,7 +112,7 @@ def cpu_seconds() -> float:
 
 
 def r1data_filter(store) -> tuple[list[bool], float, float]:
-    from r1data.filters.run import FilterConfig, filter_run
+    from r1data.filtering import FilterConfig, filter_run
 
     start, cpu = time.perf_counter(), cpu_seconds()
     filter_run(store, "bench", FilterConfig(), progress=False)

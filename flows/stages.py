@@ -333,7 +333,7 @@ def _tasks():
 
     @stage("filter", lambda c: [("samples", c.generate.run)])
     def filter_task(cfg: PipelineConfig) -> dict:
-        from r1data.filters.run import FilterConfig, filter_run
+        from r1data.filtering import FilterConfig, filter_run
         from r1data.store import Store
 
         f = cfg.filter
@@ -343,7 +343,7 @@ def _tasks():
 
     @stage("select", lambda c: [("verdicts", c.generate.run)])
     def select_task(cfg: PipelineConfig) -> dict:
-        from r1data.filters.select import SelectConfig, select
+        from r1data.selection import SelectConfig, select
         from r1data.store import Store
 
         s = cfg.select

@@ -220,7 +220,7 @@ def filter_cmd(
     """
     from dataclasses import asdict
 
-    from r1data.filters.run import FilterConfig, filter_run
+    from r1data.filtering import FilterConfig, filter_run
 
     cfg = FilterConfig(checks=[f.strip() for f in filters.split(",") if f.strip()],
                        target_language=target_language, min_consistency=min_consistency,
@@ -251,7 +251,7 @@ def select_cmd(
     """
     from dataclasses import asdict
 
-    from r1data.filters.select import SelectConfig, select
+    from r1data.selection import SelectConfig, select
 
     cfg = SelectConfig(k=k, policy=policy, min_pass_rate=min_pass_rate,
                        max_pass_rate=max_pass_rate, near_dup_threshold=near_dup,

@@ -64,7 +64,7 @@ def evaluate(store: Store, model: str, data: str | Path, *, k: int = 64, split: 
     No system prompt by default: DeepSeek's usage notes for R1 put every instruction in the
     user turn, and the trainers fine-tune on user turns alone."""
     from r1data import query
-    from r1data.filters.run import FilterConfig, filter_run
+    from r1data.filtering import FilterConfig, filter_run
     from r1data.generate import generate
 
     source, n = ingest_eval_set(store, data, split)

@@ -8,10 +8,10 @@ import random
 
 import pytest
 
+from r1data.filtering import FilterConfig, verdict_rows
 from r1data.filters import language, readability
 from r1data.filters import math as math_v
 from r1data.filters.extract import extract_answer, split_think
-from r1data.filters.run import FilterConfig, verdict_rows
 
 ZH = "我们先把两个数相加，然后把和除以三，得到答案。"
 FR = "Nous additionnons d'abord les deux nombres, puis nous divisons la somme par trois."

@@ -241,7 +241,7 @@ def _run_jobs(jobs: list[list], workers: int) -> Iterator[tuple[int, dict[str, i
                 return
 
     # Each subprocess checks math with one helper, so cores are not oversubscribed.
-    pool = BoundedPool("r1data.filters.run:filter_shard", workers - 1,
+    pool = BoundedPool("r1data.filtering:filter_shard", workers - 1,
                        env={"R1DATA_MATH_WORKERS": "1"})
     remote = lambda job: pool.call_or_raise(job, timeout=24 * 3600)  # noqa: E731
     ex = ThreadPoolExecutor(max_workers=workers)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from r1data.trainers.grpo import GRPOConfig, train_grpo
-from tests.test_grpo_trainer import grpo_data  # noqa: F401 - the shared dataset fixture
+from tests.trainers.test_grpo_trainer import grpo_data  # noqa: F401 - the shared dataset fixture
 
 pytestmark = pytest.mark.slow
 CODE = ("import json, sys, torch; torch.set_num_threads(1); "

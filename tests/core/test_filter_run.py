@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from r1data.errors import ConfigError, InputError
-from r1data.filters.run import FilterConfig, filter_run
+from r1data.filtering import FilterConfig, filter_run
 from r1data.prompts import IngestReport, add_rows, prompt_id
 from r1data.store import SAMPLES_SCHEMA
 

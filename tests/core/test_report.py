@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from r1data.report import render
-from tests.test_query import fill
+from tests.core.test_query import fill
 
 
 def chromium() -> str:

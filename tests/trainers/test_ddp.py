@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from r1data.trainers.sft import SFTConfig, train_sft
-from tests.test_sft_trainer import sft_data  # noqa: F401 - the shared dataset fixture
+from tests.trainers.test_sft_trainer import sft_data  # noqa: F401 - the shared dataset fixture
 
 pytestmark = pytest.mark.slow
 CODE = ("import json, sys, torch; torch.set_num_threads(1); "

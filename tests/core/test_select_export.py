@@ -9,8 +9,8 @@ import pytest
 
 from r1data.errors import ConfigError, InputError
 from r1data.export import export
-from r1data.filters.select import SelectConfig, select
 from r1data.prompts import ingest_synth
+from r1data.selection import SelectConfig, select
 from r1data.store import SAMPLES_SCHEMA, VERDICTS_SCHEMA
 
 BASE = " ".join(f"w{j}" for j in range(30))  # shared reasoning: samples overlap heavily

@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM
 
 from r1data.trainers.data import load_tokenizer
 from r1data.trainers.grpo import GRPOConfig, token_logps, train_grpo
-from tests.test_grpo_trainer import grpo_data  # noqa: F401 - the shared dataset fixture
+from tests.trainers.test_grpo_trainer import grpo_data  # noqa: F401 - the shared dataset fixture
 
 pytest.importorskip("vllm")
 pytestmark = pytest.mark.slow
