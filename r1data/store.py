@@ -11,11 +11,13 @@ Every table directory holds a 0-row `_schema.parquet` so that globs always match
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -184,6 +186,31 @@ class Store:
 
     def write_manifest(self, run: str, manifest: dict) -> Path:
         return write_json_atomic(manifest, self.manifest_path(run))
+
+    @contextlib.contextmanager
+    def lock(self, kind: str, name: str) -> Iterator[Path]:
+        """Hold the store's writer lock for one run or dataset (`runs/.locks/<kind>-<name>.lock`).
+
+        An exclusive, non-blocking flock: a second writer of the same run gets a StoreError at
+        once instead of writing duplicate samples beside the first. The kernel releases the
+        lock when the holder dies (even by SIGKILL), so a crashed writer never leaves it stuck.
+        """
+        check_name(kind, kind)
+        path = self.root / "runs" / ".locks" / f"{kind}-{check_name(kind, name)}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                raise StoreError(f"{kind} {name} is being written by another process "
+                                 f"(pid {holder}); wait for it or stop it") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield path
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
 
     def drop_run(self, run: str) -> None:
         """Remove a run that must be redone (a flow's stale samples): its samples, verdicts,

@@ -54,3 +54,40 @@ def test_run_names_are_checked(tmp_path):
     st = Store(tmp_path / "s")
     with pytest.raises(StoreError, match="run name"):
         st.manifest_path("../escape")
+
+
+def _hold_lock_in_child(root):
+    """Start a process that takes the writer lock of run `r` and waits on stdin."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from r1data.store import Store\n"
+            f"with Store({str(root)!r}).lock('generate', 'r'):\n"
+            "    print('held', flush=True); sys.stdin.read()\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    return child
+
+
+def test_writer_lock_refuses_a_second_process_and_dies_with_the_holder(tmp_path):
+    import signal
+
+    st = Store(tmp_path / "s")
+    child = _hold_lock_in_child(st.root)
+    try:
+        with pytest.raises(StoreError, match=rf"generate r is being written by another process "
+                                             rf"\(pid {child.pid}\)"):
+            with st.lock("generate", "r"):
+                pass
+        with st.lock("generate", "other"):  # another run is free
+            pass
+        with st.lock("filter", "r"):  # same name, other kind: free
+            pass
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    with st.lock("generate", "r"):  # the kernel released the dead holder's lock
+        with pytest.raises(StoreError, match="being written"):
+            with st.lock("generate", "r"):  # even in one process, a second holder is refused
+                pass
