@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from r1data.chat import split_think  # noqa: F401 - the verifiers' import of it
+
 TAIL = 20_000  # fallbacks look only at the end of a completion (answers come last)
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*")
 _ANSWER_IS = re.compile(
@@ -24,19 +26,6 @@ _FINAL_IS = re.compile(r"final answer\s*(?:is|:)", re.IGNORECASE)
 # Inline and display math, last one wins: $...$, $$...$$, \(...\), \[...\]
 _MATH_OPEN = re.compile(r"\\\(|\\\[|\$\$|(?<!\\)\$")
 _MATH_CLOSE = {"\\(": "\\)", "\\[": "\\]", "$$": "$$", "$": "$"}
-
-
-def split_think(completion: str) -> tuple[str | None, str]:
-    """(reasoning, final): inside <think>…</think>, and after it; no </think> -> (None, all).
-
-    The opening tag may be missing: R1-style chat templates put `<think>` in the prompt.
-    """
-    end = completion.rfind("</think>")
-    if end < 0:
-        return None, completion.strip()
-    start = completion.find("<think>")
-    begin = start + len("<think>") if 0 <= start < end else 0
-    return completion[begin:end].strip(), completion[end + len("</think>"):].strip()
 
 
 def _closers(tail: str) -> dict[int, int]:

@@ -11,20 +11,10 @@ import json
 import re
 from collections.abc import Callable
 
-from r1data.errors import ConfigError, InputError
+from r1data.chat import completion_text, prompt_text, split_think
+from r1data.errors import ConfigError
 
 Reward = Callable[..., list[float | None]]
-
-
-def completion_text(c) -> str:
-    """A completion as text: a string, or the last message of a chat list (TRL passes both)."""
-    if isinstance(c, str):
-        return c
-    if isinstance(c, list) and c and isinstance(c[-1], dict):
-        return str(c[-1].get("content") or "")
-    if isinstance(c, dict):
-        return str(c.get("content") or "")
-    raise InputError(f"completion of type {type(c).__name__}", field="completions")
 
 
 _text = completion_text
@@ -46,15 +36,6 @@ _EQUALS = re.compile(r"(?:equals?|equal to|reach(?:es)?|target(?: number)?(?: is
                      r"(-?\d+)", re.IGNORECASE)
 
 
-def _prompt_text(p) -> str:
-    """A prompt column value as text: a string or the last user message of a chat."""
-    if isinstance(p, str):
-        return p
-    if isinstance(p, list) and p and isinstance(p[-1], dict):
-        return str(p[-1].get("content") or "")
-    return ""
-
-
 def countdown_task(numbers=None, target=None, *, meta=None, answer=None, problem=None
                    ) -> tuple[list[int], int] | None:
     """(numbers, target) from the first source that has them: the columns, the prompt's meta,
@@ -73,7 +54,7 @@ def countdown_task(numbers=None, target=None, *, meta=None, answer=None, problem
     if target is None and isinstance(answer, (int, str)) and str(answer).strip().lstrip(
             "-").isdigit():
         target = int(answer)
-    text = _prompt_text(problem)
+    text = prompt_text(problem)
     if numbers is None and text:
         m = _NUMBER_LIST.search(text)
         numbers = [int(x) for x in m.group(1).split(",")] if m else None
@@ -148,7 +129,6 @@ def format_reward(completions: list, **columns) -> list[float | None]:
 
 def language_reward(completions: list, **columns) -> list[float | None]:
     """R1 §2.3.2: share of target-language words in the chain of thought."""
-    from r1data.filters.extract import split_think
     from r1data.filters.language import consistency_batch
 
     n = len(completions)
@@ -191,7 +171,6 @@ def instructions_reward(completions: list, **columns) -> list[float | None]:
 
     Columns (IFEval / IFBench names): `instruction_id_list` and `kwargs` (one dict per id).
     """
-    from r1data.filters.extract import split_think
     from r1data.filters.instructions import followed
 
     n = len(completions)
@@ -222,8 +201,6 @@ def make_reward_model_reward(path: str, *, batch_size: int = 8, max_length: int 
     def reward_model(completions: list, **columns) -> list[float | None]:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from r1data.filters.extract import split_think
 
         if not state:
             state["tok"] = AutoTokenizer.from_pretrained(path)

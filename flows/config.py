@@ -8,7 +8,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from r1data.config import R1_SYSTEM_PROMPT, R1_USER_SUFFIX
+from r1data.chat import R1_SYSTEM_PROMPT, R1_USER_SUFFIX
 from r1data.errors import ConfigError
 
 FLOWS = ("curate", "r1_zero", "distill", "r1_pipeline")

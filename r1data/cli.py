@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from r1data.config import R1_SYSTEM_PROMPT, GenerateConfig, load_config
+from r1data.chat import R1_SYSTEM_PROMPT
+from r1data.config import GenerateConfig, load_config
 from r1data.errors import InputError, R1DataError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

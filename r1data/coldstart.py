@@ -12,7 +12,7 @@ import random
 from fractions import Fraction
 from pathlib import Path
 
-from r1data.export import user_text
+from r1data.chat import boxed, join_think, user_text
 
 _OPS = {"+": ("add", "adding"), "-": ("subtract", "subtracting"),
         "*": ("multiply by", "multiplying by"), "/": ("divide by", "dividing by")}
@@ -51,7 +51,7 @@ def _arithmetic(m: dict, rng: random.Random) -> tuple[list[str], str]:
         final = f"{a} \\times {b} = {ans} {item} in total."
     if rng.random() < 0.5:
         steps.insert(0, "Let me read the problem carefully.")
-    return steps, f"{final} The answer is \\boxed{{{ans}}}."
+    return steps, f"{final} The answer is {boxed(ans)}."
 
 
 def _expression(m: dict, rng: random.Random) -> tuple[list[str], str]:
@@ -67,7 +67,7 @@ def _expression(m: dict, rng: random.Random) -> tuple[list[str], str]:
     ans = _latex(m["steps"][-1][3])
     if rng.random() < 0.5:
         steps.append("The result is already in lowest terms.")
-    return steps, f"The exact value is \\boxed{{{ans}}}."
+    return steps, f"The exact value is {boxed(ans)}."
 
 
 def _countdown(m: dict, rng: random.Random) -> tuple[list[str], str]:
@@ -77,7 +77,7 @@ def _countdown(m: dict, rng: random.Random) -> tuple[list[str], str]:
     steps.append(f"That reaches {m['target']}.")
     expr = m["solution"]
     expr = expr[1:-1] if expr.startswith("(") and expr.endswith(")") else expr
-    return steps, f"The equation is \\boxed{{{expr} = {m['target']}}}."
+    return steps, "The equation is " + boxed(f"{expr} = {m['target']}") + "."
 
 
 _WRITERS = {"arithmetic": _arithmetic, "expression": _expression, "countdown": _countdown}
@@ -86,7 +86,7 @@ _WRITERS = {"arithmetic": _arithmetic, "expression": _expression, "countdown": _
 def worked_solution(meta: dict, rng: random.Random) -> str:
     """The assistant turn: reasoning in <think>, then the boxed answer (R1 §2.2's format)."""
     steps, final = _WRITERS[meta["kind"]](meta, rng)
-    return "<think>\n" + "\n".join(steps) + "\n</think>\n\n" + final
+    return join_think("\n".join(steps), final)
 
 
 def cold_start_rows(kinds: list[str], n: int, *, seed: int = 1000, level: int = 1,

@@ -8,18 +8,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from r1data.chat import R1_SYSTEM_PROMPT, R1_USER_SUFFIX
 from r1data.errors import ConfigError
-
-# R1 format: reasoning inside <think>, the answer after it, math boxed (DeepSeek-R1 §2.2, and its
-# model card's advice for math: "put your final answer within \boxed{}").
-R1_SYSTEM_PROMPT = (
-    "A conversation between User and Assistant. The user asks a question, and the Assistant "
-    "solves it. The Assistant first thinks about the reasoning process step by step and then "
-    "gives the user the answer. The reasoning process is enclosed within <think> </think> tags "
-    "and the final answer follows it, i.e., <think> reasoning process here </think> final answer "
-    "here. For math, put the final answer within \\boxed{}."
-)
-R1_USER_SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 
 
 class GenerateConfig(BaseModel):

@@ -8,19 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from r1data.config import R1_USER_SUFFIX, GenerateConfig
+from r1data.chat import problem_of
+from r1data.config import GenerateConfig
 from r1data.errors import InputError
 from r1data.store import Store
-
-
-def _problem(prompt) -> str:
-    """The problem text of a GRPO row: a string or chat messages; the R1 suffix is added later."""
-    if isinstance(prompt, list):
-        users = [m["content"] for m in prompt if m.get("role") == "user"]
-        if not users:
-            raise InputError("prompt has no user message", field="prompt")
-        prompt = users[-1]
-    return prompt.removesuffix(R1_USER_SUFFIX)
 
 
 def ingest_eval_set(store: Store, data: str | Path, split: str) -> tuple[str, int]:
@@ -46,7 +37,7 @@ def ingest_eval_set(store: Store, data: str | Path, split: str) -> tuple[str, in
     if len(ds) == 0:
         raise InputError("dataset split is empty", path=str(path))
     source = f"eval/{path.name}"
-    records = ((i, {"problem": _problem(r["prompt"]), "answer": r["answer"],
+    records = ((i, {"problem": problem_of(r["prompt"]), "answer": r["answer"],
                     "domain": r.get("domain") or "math", "tests": r.get("tests") or None})
                for i, r in enumerate(ds, start=1))
     rep = IngestReport(source=source)

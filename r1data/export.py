@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Literal
 
-from r1data.config import R1_USER_SUFFIX
+from r1data.chat import join_think, user_text
 from r1data.errors import InputError
 from r1data.store import Store, check_name
 
@@ -29,13 +29,7 @@ def not_test_sql(test_size: float) -> str:
 
 def assistant_text(reasoning: str | None, final: str | None, completion: str) -> str:
     """The R1 target: reasoning inside <think>, the answer after it."""
-    if reasoning is None:
-        return completion.strip()
-    return f"<think>\n{reasoning.strip()}\n</think>\n\n{(final or '').strip()}"
-
-
-def user_text(problem: str, domain: str) -> str:
-    return problem + (R1_USER_SUFFIX if domain in ("math", "countdown") else "")
+    return completion.strip() if reasoning is None else join_think(reasoning, final)
 
 
 def rows_for(store: Store, curated: str, fmt: str) -> list[dict]:

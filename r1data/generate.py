@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from r1data.chat import chat_messages, split_think
 from r1data.config import GenerateConfig
 from r1data.errors import InputError, StoreError
 from r1data.store import SAMPLES_SCHEMA, Store, check_name
@@ -51,10 +52,8 @@ def select_prompts(store: Store, *, where: str | None = None, sources: list[str]
 
 
 def build_messages(problem: str, domain: str, cfg: GenerateConfig) -> list[dict]:
-    messages = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
-    suffix = cfg.user_suffix if domain in ("math", "countdown") else ""
-    messages.append({"role": "user", "content": problem + suffix})
-    return messages
+    return chat_messages(problem, domain, system_prompt=cfg.system_prompt,
+                         user_suffix=cfg.user_suffix)
 
 
 def manifest_for(cfg: GenerateConfig, run: str, engine_name: str) -> dict:
@@ -109,7 +108,6 @@ def generate(store: Store, cfg: GenerateConfig, run: str, *, where: str | None =
     from tqdm import tqdm
 
     from r1data.engines import check_model, make_engine
-    from r1data.filters.extract import split_think
 
     check_name("run", run)
     check_model(cfg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from r1data.chat import prompt_messages  # noqa: F401 - the trainers' import of it
 from r1data.errors import ConfigError, InputError
 
 SFT_COLUMNS = {"messages"}
@@ -59,13 +60,6 @@ def load_tokenizer(model: str):
     if not tok.chat_template:
         raise ConfigError(f"{model}: tokenizer has no chat template")
     return tok
-
-
-def prompt_messages(prompt) -> list[dict]:
-    """GRPO prompts may be a string or chat messages."""
-    if isinstance(prompt, str):
-        return [{"role": "user", "content": prompt}]
-    return list(prompt)
 
 
 def encode_sft(example: dict, tok, max_len: int) -> dict:
