@@ -31,8 +31,9 @@ def _fingerprint(*parts) -> str:
 
 
 def _shard_names(store_root: str, table: str, part: str | None = None) -> list[str]:
-    d = Path(store_root) / table / (part or "")
-    return sorted(p.name for p in d.glob("*.parquet")) if d.exists() else []
+    from r1data.store import Store
+
+    return Store(store_root).shard_names(table, part) if Path(store_root).is_dir() else []
 
 
 def _folder_stamp(folder: Path) -> list | None:
@@ -90,16 +91,14 @@ def reset_if_teacher_changed(cfg: PipelineConfig) -> bool:
     teacher = trained_teacher(cfg)
     if teacher is None:
         return False
-    root, run = Path(cfg.store), cfg.generate.run
-    stamp_file = root / "runs" / f"{run}.teacher.json"
+    store, run = Store(cfg.store), cfg.generate.run
     stamp = _folder_stamp(teacher)
-    old = json.loads(stamp_file.read_text()) if stamp_file.exists() else None
-    stale = old is not None and old != stamp and (root / "samples" / run).exists()
+    old = store.read_manifest("teacher", run)
+    stale = old is not None and old != stamp and run in store.runs()
     if stale:
         print(f"teacher {teacher} was retrained: dropping the stale samples of run {run!r}")
-        Store(root).drop_run(run)
-    stamp_file.parent.mkdir(parents=True, exist_ok=True)
-    stamp_file.write_text(json.dumps(stamp))
+        store.drop_run(run)
+    store.write_manifest("teacher", run, stamp)
     return stale
 
 
@@ -119,15 +118,14 @@ def cold_data_dir(cfg: PipelineConfig) -> Path:
 
 def outputs_present(stage: str, cfg: PipelineConfig) -> bool:
     """Whether a stage's outputs are still on disk: a cached result without them is refreshed."""
+    from r1data.store import Store
+
     root = Path(cfg.store)
     if stage == "prompts":
         return bool(_shard_names(cfg.store, "prompts"))
-    if stage == "generate":
-        m = root / "runs" / f"{cfg.generate.run}.json"
-        return m.exists() and json.loads(m.read_text()).get("status") == "complete"
-    if stage == "filter":
-        m = root / "runs" / f"filter-{cfg.generate.run}.json"
-        return m.exists() and json.loads(m.read_text()).get("status") == "complete"
+    if stage in ("generate", "filter"):
+        m = Store(root).read_manifest(stage, cfg.generate.run) or {}
+        return m.get("status") == "complete"
     if stage == "select":
         return bool(_shard_names(cfg.store, "curated", cfg.select.name))
     if stage == "export":
@@ -137,9 +135,9 @@ def outputs_present(stage: str, cfg: PipelineConfig) -> bool:
     if stage == "student":
         return (cfg.student_dir() / "model" / "config.json").exists()
     if stage == "eval":
-        return (root / "runs" / f"eval-{cfg.name}-result.json").exists()
+        return Store(root).read_manifest("eval", f"eval-{cfg.name}") is not None
     if stage == "eval_student":
-        return (root / "runs" / f"eval-{cfg.name}-student-result.json").exists()
+        return Store(root).read_manifest("eval", f"eval-{cfg.name}-student") is not None
     if stage == "rl_data":
         return (cfg.rl_data_dir() / "dataset_dict.json").exists()
     if stage == "cold_data":

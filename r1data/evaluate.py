@@ -66,6 +66,6 @@ def evaluate(store: Store, model: str, data: str | Path, *, k: int = 64, split: 
     filter_run(store, run, FilterConfig(checks=["correct"]), progress=progress)
     rows = query.run(store, query.report_sql("eval")).pl()
     result = rows.filter(rows["run"] == run).to_dicts()[0]
-    store.write_manifest(f"{run}-result", result | {"model": model, "data": str(data),
-                                                    "split": split})
+    store.write_manifest("eval", run, result | {"model": model, "data": str(data),
+                                                "split": split})
     return result

