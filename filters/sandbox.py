@@ -1,15 +1,30 @@
 """Run untrusted Python in a sandboxed subprocess: time, CPU, memory, processes, files, network.
 
-Model-written code is hostile. Where the OS allows it (root, util-linux `unshare` and `setpriv`,
-a Python that user `nobody` can execute) every run gets its own mount, network, PID, IPC and UTS
-namespaces: the root filesystem read-only, private tmpfs on /tmp, /var/tmp and /dev/shm, no
-network interface, its own /proc, and the program running as `nobody` without capabilities under
-a root-owned init that it cannot signal, so killing that init ends every process of the run,
-including ones that left the process group with setsid(). Where cgroup v1 `pids` and `memory`
-controllers can be nested under our own cgroup, each run also gets its own process cap and a
-memory cap for all its processes together (RLIMIT_AS alone is per process). Elsewhere it falls
-back to resource limits, a scrubbed environment, a socket-blocking prelude and a process-group
-kill; `sandbox_info()` says which is in effect.
+Threat model. The program is model-written code and hostile: it may try to read secrets, write
+to the host, reach the network or a unix socket, outlive the run, exhaust the machine, or (for
+code rewards, see filters/code.py) fake its own verdict. Two modes; `sandbox_info()` (and the
+`isolation` key of it) says which one this machine is in, and R1DATA_SANDBOX_ISOLATION=rlimits
+forces the weaker one.
+
+- 'namespaces' (needs Debian's `bubblewrap`; as root the program also runs as `nobody`, without
+  capabilities; without root, where unprivileged user namespaces are enabled): each run gets a
+  fresh mount namespace whose root is an empty tmpfs holding only /usr read-only (plus the
+  merged-/usr symlinks and the interpreter's prefix), its own /proc and a minimal /dev, private
+  64 MiB tmpfs on /tmp, /var/tmp and /dev/shm, and its own network (no interface: no TCP/UDP,
+  no abstract unix sockets), PID, IPC, UTS, user and cgroup namespaces. Host paths (home dirs,
+  /run, /var, /etc, the host's /tmp and every filesystem unix socket in them) do not exist
+  inside. bwrap --die-with-parent and the PID namespace end every process of the run, setsid()
+  or not, when the run ends or when r1data dies (even by SIGKILL). Where cgroup v1 `pids` and
+  `memory` can be nested under our own cgroup (root), each run also gets a process cap and a
+  memory cap for all its processes together (RLIMIT_AS alone is per process).
+- 'rlimits' (no bubblewrap): resource limits, a scrubbed environment, a temp working directory,
+  an in-process socket block and a process-group kill. A program can still write wherever the
+  user can, reach unix sockets by re-creating a socket object, read the user's files, and leave
+  a daemon behind (it gets PR_SET_PDEATHSIG, its children do not). Code rewards refuse this
+  mode unless R1DATA_ALLOW_UNSANDBOXED_CODE=1 (`require_code_isolation`).
+
+Not covered in either mode: kernel exploits (no seccomp filter), CPU-cache side channels, and
+the time and memory a run is allowed to use (those are bounded, not prevented).
 
 Thread-safe: no preexec_fn, no signal handlers. The source and stdin travel as memfd files
 (so a program that never reads its stdin cannot block the parent) and resource limits are set
@@ -38,8 +53,10 @@ log = logging.getLogger(__name__)
 NOBODY = 65534
 MAX_SOURCE = 512_000  # bytes of program text; larger sources are refused, not run
 _TMPFS = ("/tmp", "/var/tmp", "/dev/shm")  # the only writable places inside the namespaces
-_SETUP_FAILED = "r1data-sandbox-setup-failed"
 _CGROUPS = "/sys/fs/cgroup"
+_TMPFS_BYTES = 64 * 2**20
+ALLOW_UNSANDBOXED = "R1DATA_ALLOW_UNSANDBOXED_CODE"  # =1: code rewards may run in 'rlimits'
+ISOLATION_ENV = "R1DATA_SANDBOX_ISOLATION"  # 'rlimits' forces the fallback (also for tests)
 
 # Runs first in the child: read the program from its memfd, lower the limits (as `nobody` they
 # cannot be raised again), optionally block sockets, then run the program as __main__.
@@ -47,6 +64,10 @@ _BOOT = r"""
 def _r1_boot():
     import os, resource, sys
     fd, mem, cpu, fsize, nofile, nproc, block = (int(a) for a in sys.argv[1:8])
+    if block:  # fallback: no PID namespace, so at least this process dies with r1data
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
     parts = []
     while chunk := os.read(fd, 1 << 20):
         parts.append(chunk)
@@ -86,6 +107,7 @@ class RunResult:
     stderr: str
     timed_out: bool
     # timeout | output_limit | cpu | memory | processes | source_too_large | sandbox_error
+    # | stopped
     killed_reason: str | None
     duration: float  # seconds, wall clock
 
@@ -141,32 +163,69 @@ def _cgroup_parent(controller: str) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _probe() -> dict:
     cgroups = {c: p for c in ("pids", "memory") if (p := _cgroup_parent(c))}
-    py = _python_for_nobody()
-    if os.geteuid() == 0 and py and shutil.which("unshare") and shutil.which("setpriv"):
-        mode = {"isolation": "namespaces", "python": py, "cgroups": cgroups, "network": False}
+    root = os.geteuid() == 0
+    py = _python_for_nobody() if root else sys.executable
+    bwrap = shutil.which("bwrap")
+    if py and bwrap and (not root or shutil.which("setpriv")):
+        mode = {"isolation": "namespaces", "python": py, "cgroups": cgroups, "network": False,
+                "bwrap": bwrap, "nobody": root}
         trial = _run("print('ok')", "", 20.0, None, 256, 1000, 32, mode)
         if trial.ok and trial.stdout.strip() == "ok":
             return mode
-        log.warning("sandbox: namespaces unavailable (%s); using the weaker rlimits fallback",
+        log.warning("sandbox: bubblewrap failed (%s); using the weaker rlimits fallback",
                     trial.killed_reason or trial.stderr.strip()[-200:])
-    return {"isolation": "rlimits", "python": sys.executable,
-            "cgroups": cgroups if os.geteuid() == 0 else {}, "network": False}
+    elif not bwrap:
+        log.warning("sandbox: bubblewrap (bwrap) not found; using the weaker rlimits fallback "
+                    "(apt-get install bubblewrap)")
+    return _fallback(cgroups if root else {})
 
 
-def sandbox_info() -> dict:
+def _fallback(cgroups: dict) -> dict:
+    return {"isolation": "rlimits", "python": sys.executable, "cgroups": cgroups,
+            "network": False}
+
+
+def _mode(isolation: str | None = None) -> dict:
+    """The mode a run uses: `isolation`, else R1DATA_SANDBOX_ISOLATION, else the best here."""
+    best = _probe()
+    want = isolation or os.environ.get(ISOLATION_ENV) or None
+    if want in (None, best["isolation"]):
+        return best
+    if want != "rlimits":
+        raise ConfigError(f"sandbox isolation {want!r} is not available here "
+                          f"(best: {best['isolation']!r}; choices: namespaces, rlimits)")
+    return _fallback(best["cgroups"])
+
+
+def sandbox_info(isolation: str | None = None) -> dict:
     """Which isolation runs here: 'namespaces' (full) or 'rlimits' (fallback), and its parts."""
-    mode = _probe()
+    mode = _mode(isolation)
     ns = mode["isolation"] == "namespaces"
+    user = "nobody" if ns and mode["nobody"] else str(os.geteuid())
     return {
         "isolation": mode["isolation"],
+        "backend": "bubblewrap" if ns else "rlimits",
         "python": mode["python"],
-        "user": "nobody" if ns else str(os.geteuid()),
+        "user": user,
         "network": "empty network namespace" if ns else "sockets blocked in-process",
-        "filesystem": "read-only root, private tmpfs" if ns else "temp working directory",
+        "filesystem": ("/usr read-only on an empty root, private tmpfs" if ns
+                       else "temp working directory (host files reachable)"),
         "processes": ("own PID namespace" if ns else "process-group kill")
                      + (", pids cgroup" if "pids" in mode["cgroups"] else ", RLIMIT_NPROC"),
         "memory": "RLIMIT_AS" + (" + memory cgroup" if "memory" in mode["cgroups"] else ""),
+        "code_rewards": "allowed" if ns or os.environ.get(ALLOW_UNSANDBOXED) == "1"
+                        else f"refused (set {ALLOW_UNSANDBOXED}=1 to allow)",
     }
+
+
+def require_code_isolation(isolation: str | None = None) -> None:
+    """Fail closed: code rewards need the namespaces mode, or the user's explicit opt-in."""
+    mode = _mode(isolation)["isolation"]
+    if mode != "namespaces" and os.environ.get(ALLOW_UNSANDBOXED) != "1":
+        raise ConfigError(f"code rewards refused: the sandbox here is {mode!r} (no bubblewrap "
+                          "namespaces, so solutions could write to the host, reach its unix "
+                          "sockets and outlive the run); install bubblewrap, or set "
+                          f"{ALLOW_UNSANDBOXED}=1 to run them anyway")
 
 
 # --- one run ----------------------------------------------------------------------------------
@@ -235,41 +294,58 @@ def _remove_cgroup(path: str) -> None:
             time.sleep(0.01)
 
 
-def _command(mode: dict, cgroups: dict[str, str], boot_args: list[str], timeout: float
-             ) -> list[str]:
+def _bwrap_binds(python: str) -> list[str]:
+    """A minimal root: /usr read-only, the top-level merged-/usr links, the interpreter's prefix."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = f"/{top}"
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(python)))
+    if prefix not in ("/", "/usr") and not prefix.startswith("/usr/"):
+        args += ["--ro-bind", prefix, prefix]
+    return args
+
+
+def _command(mode: dict, cgroups: dict[str, str], boot_args: list[str]) -> list[str]:
     py = [mode["python"], "-s", "-S", "-B", "-c", _BOOT, *boot_args]
     join = "".join(f"echo 0 > {shlex.quote(os.path.join(p, 'cgroup.procs'))} && "
                    for p in cgroups.values())
     if mode["isolation"] != "namespaces":
         return ["/bin/sh", "-c", f"{join}exec {shlex.join(py)}"]
-    mounts = "".join(f"mount -t tmpfs -o size=64m,mode=1777,nosuid,nodev tmpfs {d} && "
-                     for d in _TMPFS if os.path.isdir(d))
-    backstop = int(timeout) + 10  # if this process dies, the sandbox still ends by itself
-    script = (f"{{ {join}mount -o remount,bind,ro / && {mounts}"
-              f"mkdir -m 700 /tmp/w && chown {NOBODY}:{NOBODY} /tmp/w && cd /tmp/w; }} "
-              f"|| {{ echo {_SETUP_FAILED} >&2; exit 125; }}\n"
-              f"timeout -s KILL {backstop} setpriv --reuid={NOBODY} --regid={NOBODY} "
-              "--clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all -- "
-              f"{shlex.join(py)}\nexit $?")
-    net = [] if mode["network"] else ["--net"]
-    return ["unshare", "--mount", "--pid", "--ipc", "--uts", *net, "--fork", "--kill-child",
-            "--mount-proc", "--", "/bin/sh", "-c", script]
+    tmpfs = [a for d in _TMPFS for a in ("--size", str(_TMPFS_BYTES), "--perms", "1777",
+                                         "--tmpfs", d)]
+    bwrap = [mode["bwrap"], "--unshare-all", *(["--share-net"] if mode["network"] else []),
+             "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+             *_bwrap_binds(mode["python"]), "--proc", "/proc", "--dev", "/dev", *tmpfs,
+             "--dir", "/tmp/w", "--chdir", "/tmp/w", "--", *py]
+    if mode["nobody"]:  # bwrap itself runs unprivileged, as nobody, in a user namespace
+        bwrap = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all", "--", *bwrap]
+    return ["/bin/sh", "-c", f"{join}exec {shlex.join(bwrap)}"] if join else bwrap
 
 
-def _read_output(proc: subprocess.Popen, deadline: float, max_output: int
+def _read_output(proc: subprocess.Popen, deadline: float, max_output: int, stop_fd: int | None
                  ) -> tuple[bytes, bytes, str | None]:
-    """Read stdout and stderr as they come (poll, so any fd number works); stop at the cap."""
+    """Read stdout and stderr as they come (poll, so any fd number works); stop at the cap, or
+    when `stop_fd` becomes readable (the caller no longer needs this run)."""
     bufs = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
     out, err = bufs.values()
     poller = select.poll()
     for fd in bufs:
         poller.register(fd, select.POLLIN)
+    if stop_fd is not None:
+        poller.register(stop_fd, select.POLLIN)
     open_fds = set(bufs)
     while open_fds:
         left = deadline - time.monotonic()
         if left <= 0:
             return bytes(out), bytes(err), "timeout"
         for fd, _ in poller.poll(left * 1000):
+            if fd == stop_fd:
+                return bytes(out), bytes(err), "stopped"
             chunk = os.read(fd, 65536)
             if not chunk:
                 poller.unregister(fd)
@@ -292,7 +368,8 @@ def _wait(pid: int, deadline: float) -> tuple[int | None, float]:
 
 
 def _run(source: str, stdin: str, timeout: float, cpu_seconds: float | None, memory_mb: int,
-         max_output: int, nproc: int, mode: dict) -> RunResult:
+         max_output: int, nproc: int, mode: dict, fds: tuple[int, ...] = (),
+         stop_fd: int | None = None) -> RunResult:
     start = time.monotonic()
     code = source.encode("utf-8", errors="replace")
     if len(code) > MAX_SOURCE:
@@ -312,23 +389,24 @@ def _run(source: str, stdin: str, timeout: float, cpu_seconds: float | None, mem
         workdir = None if ns else tempfile.mkdtemp(prefix="r1data-sbx-")
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/w" if ns else workdir,
                "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONIOENCODING": "utf-8"}
-        proc = subprocess.Popen(_command(mode, cgroups, boot_args, timeout), stdin=in_fd,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(src_fd,),
-                                cwd=workdir or "/", env=env, start_new_session=True)
+        proc = subprocess.Popen(_command(mode, cgroups, boot_args), stdin=in_fd,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                pass_fds=(src_fd, *fds), cwd=workdir or "/", env=env,
+                                start_new_session=True)
         os.close(src_fd)
         os.close(in_fd)
         src_fd = in_fd = -1
         deadline = start + timeout
-        out, err, reason = _read_output(proc, deadline, max_output)
+        out, err, reason = _read_output(proc, deadline, max_output, stop_fd)
         if reason is None:
             status, cpu_used = _wait(proc.pid, deadline)
             reason = "timeout" if status is None else None
     finally:
-        for fd in (src_fd, in_fd):
+        for fd in (src_fd, in_fd, *fds):  # the child holds its own copies of `fds`
             if fd >= 0:
                 os.close(fd)
         if proc is not None:
-            try:  # the group holds unshare and the namespace's init: killing init ends the rest
+            try:  # the group holds bwrap, whose death ends the PID namespace and all in it
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
@@ -344,7 +422,7 @@ def _run(source: str, stdin: str, timeout: float, cpu_seconds: float | None, mem
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     rc = proc.returncode
-    if ns and rc is not None and 128 < rc < 128 + 65:  # the init shell reports signals as 128+N
+    if ns and rc is not None and 128 < rc < 128 + 65:  # bwrap reports signals as 128+N
         rc = -(rc - 128)
     stderr = err[:max_output].decode("utf-8", errors="replace")
     if reason is None:
@@ -359,7 +437,7 @@ def _why(rc: int, stderr: str, cpu_used: float, cpu_limit: int, events: dict[str
     """Name the limit a failed run hit, from the evidence the kernel leaves."""
     if rc == 0:
         return None
-    if ns and rc == 125 and stderr.startswith(_SETUP_FAILED):
+    if ns and rc == 1 and stderr.startswith("bwrap: "):
         return "sandbox_error"
     if rc == -signal.SIGXCPU or (rc == -signal.SIGKILL and cpu_used >= cpu_limit - 0.05):
         return "cpu"
@@ -377,21 +455,20 @@ def _why(rc: int, stderr: str, cpu_used: float, cpu_limit: int, events: dict[str
 
 def run_python(source: str, *, stdin: str = "", timeout: float = 5.0,
                cpu_seconds: float | None = None, memory_mb: int = 512, max_output: int = 64_000,
-               network: bool = False, nproc: int = 32, isolation: str | None = None
-               ) -> RunResult:
+               network: bool = False, nproc: int = 32, isolation: str | None = None,
+               fds: tuple[int, ...] = (), stop_fd: int | None = None) -> RunResult:
     """Run `source` as a fresh program; every process it started is gone when this returns.
 
     timeout: wall seconds (the parent kills). cpu_seconds: RLIMIT_CPU per process (default
     timeout). memory_mb: RLIMIT_AS per process, and with the memory cgroup for all together.
     max_output: stdout + stderr bytes before the run is killed. nproc: processes and threads.
-    isolation: None for the best this machine has, or 'namespaces' / 'rlimits' to insist.
+    isolation: None for R1DATA_SANDBOX_ISOLATION or else the best this machine has, or
+    'namespaces' / 'rlimits' to insist. fds: pipe ends handed to the program under the same
+    numbers; this call owns and closes them. stop_fd: when it turns readable the run is killed
+    (killed_reason 'stopped').
     """
-    mode = _probe()
-    if isolation not in (None, mode["isolation"]):
-        if isolation != "rlimits":
-            raise ConfigError(f"sandbox isolation {isolation!r} is not available here "
-                              f"(best: {mode['isolation']!r})")
-        mode = {**mode, "isolation": "rlimits", "python": sys.executable}
+    mode = _mode(isolation)
     if network:
         mode = {**mode, "network": True}
-    return _run(source, stdin, timeout, cpu_seconds, memory_mb, max_output, nproc, mode)
+    return _run(source, stdin, timeout, cpu_seconds, memory_mb, max_output, nproc, mode, fds,
+                stop_fd)
