@@ -78,43 +78,38 @@ def encode_sft(example: dict, tok, max_len: int) -> dict:
 
 
 def pack(examples: list[dict], max_len: int) -> list[dict]:
-    """Greedy packing into rows of at most max_len; position ids restart per sample, and
-    `seq_ids` lets the model build a block-diagonal mask (no attention across samples)."""
-    rows, cur = [], {"input_ids": [], "labels": [], "position_ids": [], "seq_ids": []}
-    for k, ex in enumerate(examples):
+    """Greedy packing into rows of at most max_len; position ids restart per sample, and the
+    model builds the block-diagonal mask from them (no attention across samples)."""
+    rows, cur = [], {"input_ids": [], "labels": [], "position_ids": []}
+    for ex in examples:
         n = len(ex["input_ids"])
         if cur["input_ids"] and len(cur["input_ids"]) + n > max_len:
             rows.append(cur)
-            cur = {"input_ids": [], "labels": [], "position_ids": [], "seq_ids": []}
+            cur = {"input_ids": [], "labels": [], "position_ids": []}
         cur["input_ids"] += ex["input_ids"]
         cur["labels"] += ex["labels"]
         cur["position_ids"] += list(range(n))
-        cur["seq_ids"] += [k] * n
     if cur["input_ids"]:
         rows.append(cur)
     return rows
 
 
 def collate(rows: list[dict], pad_id: int):
-    """Right-padded tensors and a 4D additive mask: causal within each packed sample only."""
+    """Right-padded (ids, labels, position_ids, None). No attention mask: position ids restart
+    at 0 for every packed sample (and for every pad token), and transformers builds the
+    block-diagonal causal mask from them (masking_utils.find_packed_sequence_indices), as a
+    boolean mask or an SDPA/flash kernel's own, never as a (B, 1, T, T) fp32 tensor (4 GiB
+    per 32k-token row)."""
     import torch
 
     T = max(len(r["input_ids"]) for r in rows)
     B = len(rows)
     ids = torch.full((B, T), pad_id, dtype=torch.long)
     labels = torch.full((B, T), -100, dtype=torch.long)
-    pos = torch.zeros((B, T), dtype=torch.long)
-    seq = torch.full((B, T), -1, dtype=torch.long)
+    pos = torch.zeros((B, T), dtype=torch.long)  # a pad token is a sample of its own
     for i, r in enumerate(rows):
         n = len(r["input_ids"])
         ids[i, :n] = torch.tensor(r["input_ids"])
         labels[i, :n] = torch.tensor(r["labels"])
         pos[i, :n] = torch.tensor(r.get("position_ids", list(range(n))))
-        seq[i, :n] = torch.tensor(r.get("seq_ids", [0] * n))
-    causal = torch.tril(torch.ones(T, T, dtype=torch.bool))
-    same = (seq[:, :, None] == seq[:, None, :]) & (seq[:, :, None] >= 0)
-    allowed = same & causal  # (B, T, T)
-    allowed |= torch.eye(T, dtype=torch.bool)  # padding rows attend to themselves (no NaN)
-    mask = torch.zeros((B, 1, T, T))
-    mask.masked_fill_(~allowed[:, None], torch.finfo(mask.dtype).min)
-    return ids, labels, pos, mask
+    return ids, labels, pos, None

@@ -14,15 +14,27 @@ if TYPE_CHECKING:
     import torch
 
 
-def distributed() -> tuple[int, int]:
-    """(rank, world size); under torchrun the gloo (CPU) or nccl (GPU) group is started here."""
+def distributed(device: torch.device | None = None) -> tuple[int, int]:
+    """(rank, world size); under torchrun the process group is started here: nccl when the
+    trainer runs on CUDA, gloo on CPU (device None: nccl when torch sees a GPU)."""
     import torch
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        cuda = device.type == "cuda" if device is not None else torch.cuda.is_available()
+        dist.init_process_group("nccl" if cuda else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _comm_device():
+    """NCCL reduces CUDA tensors only; gloo CPU ones."""
+    import torch
+    import torch.distributed as dist
+
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def all_sum(x: float) -> float:
@@ -32,21 +44,55 @@ def all_sum(x: float) -> float:
 
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return x
-    t = torch.tensor([x], dtype=torch.float64)
+    t = torch.tensor([x], dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t)
     return float(t.item())
 
 
+def all_max(x: float) -> float:
+    """Largest value of a Python number over processes (e.g. the most micro-batches)."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return x
+    t = torch.tensor([x], dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def gather(t: torch.Tensor) -> torch.Tensor:
-    """Every process's tensor concatenated on dim 0 in rank order (same shape on every rank)."""
+    """Every process's tensor concatenated on dim 0 in rank order (same shape on every rank),
+    on the device t is on."""
     import torch
     import torch.distributed as dist
 
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return t
-    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, t.contiguous())
-    return torch.cat(parts)
+    comm = t.to(_comm_device()).contiguous()
+    parts = [torch.empty_like(comm) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, comm)
+    return torch.cat(parts).to(t.device)
+
+
+def barrier() -> None:
+    """Wait for every process (no-op with one)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def no_sync(model, last: bool):
+    """Skip DDP's gradient all-reduce on all but the last micro-batch of a step (the gradients
+    accumulate locally and are averaged once). FSDP2 and one process: a no-op context."""
+    from contextlib import nullcontext
+
+    import torch
+
+    if last or not isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return nullcontext()
+    return model.no_sync()
 
 
 def any_rank(flag: bool) -> bool:
@@ -61,8 +107,10 @@ def wrap(model, world: int, fsdp: bool):
 
     if world == 1:
         return model
-    if not fsdp:
-        return torch.nn.parallel.DistributedDataParallel(model)
+    if not fsdp:  # on CUDA, the model is on this process's GPU already (common.Setup)
+        dev = next(model.parameters()).device
+        ids = [dev.index] if dev.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     from torch.distributed.fsdp import fully_shard
 
     for layer in decoder_layers(model):

@@ -11,15 +11,17 @@ layer, then the root) for models that do not fit one GPU; checkpoints hold the f
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from r1data.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class SFTConfig(BaseModel):
@@ -37,7 +39,8 @@ class SFTConfig(BaseModel):
     warmup_steps: int = 10
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    bf16: bool = False  # autocast on CPU (fast with AMX); fp32 master weights either way
+    bf16: bool | None = None  # bf16 autocast; None: where the hardware has it (CUDA, AMX)
+    device: str | None = None  # cpu, cuda, cuda:N; None: cuda when available (torchrun: LOCAL_RANK)
     eval_every: int = 50  # steps; eval loss on the test split
     save_every: int = 50  # steps; checkpoint (resume from the newest)
     log_every: int = 1
@@ -63,26 +66,28 @@ def _rows(ds, tok, cfg: SFTConfig) -> list[dict]:
     return pack(enc, cfg.max_len) if cfg.packing else enc
 
 
-def _loss(model, batch, bf16: bool, reduction: str = "mean"):
-    import torch
+def sft_loss(model, base, batch, amp) -> tuple[torch.Tensor, int]:
+    """(summed cross-entropy, supervised tokens) of a collated batch. The lm_head runs only at
+    the supervised positions (labels != -100), a chunk at a time (trainers/logits.py): the
+    prompt part of a row never reaches the vocabulary projection."""
+    from r1data.trainers.logits import hidden_states, nll_sum
 
     ids, labels, pos, mask = batch
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
-    logits = logits[:, :-1].float()
     target = labels[:, 1:]
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)),
-                                             target.reshape(-1), ignore_index=-100,
-                                             reduction=reduction)
+    sel = target != -100  # (B, T-1): positions whose next token is supervised
+    with amp:
+        h, head = hidden_states(model, base, input_ids=ids, attention_mask=mask,
+                                position_ids=pos, use_cache=False)  # no cache: packed mask
+        return nll_sum(head, h[:, :-1][sel], target[sel]), int(sel.sum())
 
 
 def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
     """Train, checkpoint, resume if a checkpoint exists in cfg.out; returns final metrics."""
     import torch
     from tqdm import tqdm
-    from transformers import AutoModelForCausalLM
 
     from r1data.trainers.checkpoint import resume, save_checkpoint
+    from r1data.trainers.common import Setup, derive_seed
     from r1data.trainers.data import (
         SFT_COLUMNS,
         check_model_dir,
@@ -90,18 +95,14 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         load_split,
         load_tokenizer,
     )
-    from r1data.trainers.dist import all_sum, distributed, full_state_dict, wrap
+    from r1data.trainers.dist import all_sum, no_sync, wrap
 
     # --- inputs, checked before any compute -----------------------------------------------------
     train_ds = load_split(cfg.data, "train", SFT_COLUMNS)
     test_ds = load_split(cfg.data, "test", SFT_COLUMNS)
     check_model_dir(cfg.model)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    run = Setup(cfg)  # device, precision, seeds, threads, process group, out folder
+    dev = run.device
 
     # --- data -----------------------------------------------------------------------------------
     tok = load_tokenizer(cfg.model)
@@ -110,11 +111,14 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         raise InputError("no trainable tokens (every assistant turn was cut by max_len)",
                          path=cfg.data)
     eval_rows = _rows(test_ds, tok, cfg) if test_ds is not None and len(test_ds) else []
-    rank, world = distributed()
+    rank, world = run.rank, run.world
     per_micro = cfg.batch_size * world  # rows per micro-step over all processes
     per_epoch = math.ceil(len(rows) / (per_micro * cfg.grad_accum))
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
     orders: dict[int, list[int]] = {}
+
+    def to_device(batch):
+        return tuple(t.to(dev) if t is not None else None for t in batch)
 
     def micro_batches(step: int):
         """This process's share of the step's global batch; deterministic from (seed, epoch),
@@ -124,36 +128,34 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
             idx = []
             for j in range(cfg.batch_size):
                 epoch, i = divmod(start + k * per_micro + rank * cfg.batch_size + j, len(rows))
-                if epoch not in orders:
+                if epoch not in orders:  # the epoch's shuffle: seed derived from (seed, epoch)
                     orders[epoch] = list(range(len(rows)))
-                    random.Random(cfg.seed * 1000 + epoch).shuffle(orders[epoch])
+                    random.Random(derive_seed(cfg.seed, "epoch", epoch)).shuffle(orders[epoch])
                 idx.append(orders[epoch][i])
-            yield (collate([rows[i] for i in idx], tok.pad_token_id),
+            yield (to_device(collate([rows[i] for i in idx], tok.pad_token_id)),
                    sum(len(rows[i]["input_ids"]) for i in idx))
 
     # --- model, optimizer, resume ---------------------------------------------------------------
-    base = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
+    base = run.load_model(cfg.model)
     model = wrap(base, world, cfg.fsdp)  # DDP, FSDP2 (base is then sharded in place), or base
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
-    ckpt = out / "checkpoint.pt"
-    step = resume(ckpt, base, opt, out / "metrics.jsonl")
-
-    def save(path: Path):
-        save_checkpoint(path, base, opt, step, cfg.model_dump())  # rank 0 writes
+    step = resume(run.ckpt, base, opt, run.metrics_path)
 
     @torch.no_grad()
     def eval_loss() -> float | None:
         if not eval_rows:
             return None
         model.eval()
-        losses = [_loss(base, collate(eval_rows[i:i + cfg.batch_size], tok.pad_token_id),
-                        cfg.bf16).item() for i in range(0, len(eval_rows), cfg.batch_size)]
+        losses = []
+        for i in range(0, len(eval_rows), cfg.batch_size):
+            batch = to_device(collate(eval_rows[i:i + cfg.batch_size], tok.pad_token_id))
+            loss, n = sft_loss(base, base, batch, run.amp())
+            losses.append(loss.item() / max(n, 1))
         model.train()
         return sum(losses) / len(losses)
 
     # --- loop -----------------------------------------------------------------------------------
-    metrics_f = open(out / "metrics.jsonl", "a") if rank == 0 else None
     bar = tqdm(total=total, initial=step, desc="sft", disable=not progress or rank != 0)
     model.train()
     last: dict = {}
@@ -167,9 +169,10 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         # their number, so accumulation and process count do not change the gradient.
         tokens = all_sum(sum(int((b[1][:, 1:] != -100).sum()) for b, _ in batches))
         loss_sum, seen = 0.0, 0
-        for batch, n_input in batches:
-            loss = _loss(model, batch, cfg.bf16, reduction="sum") / max(tokens, 1.0) * world
-            loss.backward()  # DDP averages over processes, hence * world
+        for k, (batch, n_input) in enumerate(batches):
+            with no_sync(model, last=k == len(batches) - 1):
+                loss = sft_loss(model, base, batch, run.amp())[0] / max(tokens, 1.0) * world
+                loss.backward()  # DDP averages over processes, hence * world
             loss_sum += loss.item() / world
             seen += n_input
         loss_sum, seen = all_sum(loss_sum), int(all_sum(seen))
@@ -180,26 +183,16 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         dt = time.perf_counter() - t0
         last = {"step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(norm),
                 "tokens": int(tokens), "input_tokens": seen, "tokens_per_s": seen / dt,
-                "seconds": dt, "processes": world}
+                "seconds": dt, "processes": world, **run.devices(base, batches[0][0][0])}
         if cfg.eval_every and step % cfg.eval_every == 0 or step == total:
             last["eval_loss"] = eval_loss()
-        if metrics_f and (step % cfg.log_every == 0 or step == total):
-            metrics_f.write(json.dumps(last) + "\n")
-            metrics_f.flush()
+        if step % cfg.log_every == 0 or step == total:
+            run.log(last)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{lr:.2e}")
         if cfg.save_every and step % cfg.save_every == 0 and step < total:
-            save(ckpt)
+            save_checkpoint(run.ckpt, base, opt, step, cfg.model_dump())  # rank 0 writes
     bar.close()
-    save(ckpt)
-    weights = full_state_dict(base)  # a collective under FSDP
-    if rank == 0:
-        metrics_f.close()
-        base.save_pretrained(out / "model", state_dict=weights)
-        tok.save_pretrained(out / "model")
-        (out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
+    save_checkpoint(run.ckpt, base, opt, step, cfg.model_dump())
+    run.finish(base, tok, cfg.model_dump())
     return last

@@ -1,0 +1,89 @@
+"""The output layer only where a loss needs it, a chunk of positions at a time.
+
+A (tokens, vocab) fp32 logits tensor is the largest thing a trainer holds: 8k completion tokens
+x 49k vocabulary is 1.6 GB, and log_softmax plus its gradient triple it. So the model runs with
+its lm_head swapped for the identity (through the DDP/FSDP wrapper, so gradients still sync), the
+positions that are supervised are picked from the final hidden states, and the lm_head runs over
+`chunk` positions at a time under activation checkpointing: one chunk's logits exist at a time,
+in the forward and in the backward pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+CHUNK = 1024  # positions per lm_head call: 1024 x 49k vocab x 4 B = 200 MB of logits
+
+
+@contextmanager
+def _identity_head(base):
+    """base's output layer replaced by the identity for one forward: `.logits` are the final
+    hidden states (after the last norm). Models with logit soft-capping are refused: their
+    logits are not a plain linear map of the hidden states."""
+    import torch
+
+    from r1data.errors import ConfigError
+
+    if getattr(base.config, "final_logit_softcapping", None):
+        raise ConfigError(f"{type(base).__name__}: logit soft-capping is not supported")
+    head = base.get_output_embeddings()
+    base.set_output_embeddings(torch.nn.Identity())
+    try:
+        yield head
+    finally:
+        base.set_output_embeddings(head)
+
+
+def hidden_states(model, base, **inputs) -> tuple[torch.Tensor, torch.nn.Module]:
+    """Final hidden states (B, T', H) from a forward of model (base, or its DDP/FSDP wrapper)
+    with inputs as for the model (logits_to_keep trims T' as usual); and base's lm_head."""
+    with _identity_head(base) as head:
+        return model(**inputs).logits, head
+
+
+def _chunks(fn: Callable, h: torch.Tensor, *args: torch.Tensor, chunk: int) -> list:
+    """fn over slices of h (and args) along dim -2 of h / the last dim of args, checkpointed
+    when gradients flow, so the backward pass recomputes each chunk's logits instead of
+    keeping them all."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    outs = []
+    for s in range(0, h.size(-2), chunk):
+        part = (h[..., s:s + chunk, :], *(a[..., s:s + chunk] for a in args))
+        if torch.is_grad_enabled() and h.requires_grad:
+            outs.append(checkpoint(fn, *part, use_reentrant=False))
+        else:
+            outs.append(fn(*part))
+    return outs
+
+
+def token_logps(head, h: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0,
+                chunk: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs of targets and the entropies of the tempered distributions, (B, T) each, from
+    hidden states h (B, T, H) that predict them."""
+    import torch
+
+    def fn(hc, tc):
+        logp = torch.log_softmax(head(hc).float() / temperature, dim=-1)  # (B, c, V)
+        return (logp.gather(-1, tc.unsqueeze(-1)).squeeze(-1),
+                -(logp.exp() * logp).sum(-1))
+
+    parts = _chunks(fn, h, targets, chunk=chunk)
+    return torch.cat([p[0] for p in parts], -1), torch.cat([p[1] for p in parts], -1)
+
+
+def nll_sum(head, h: torch.Tensor, targets: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
+    """Summed cross-entropy of targets (N,) under hidden states h (N, H): the SFT loss over the
+    supervised positions only."""
+    import torch
+
+    def fn(hc, tc):
+        return torch.nn.functional.cross_entropy(head(hc).float(), tc, reduction="sum")
+
+    return sum(_chunks(fn, h, targets, chunk=chunk), torch.zeros((), device=h.device))
