@@ -71,6 +71,7 @@ def build_tiny_model(
     num_heads: int = 2,
     vocab_size: int = 512,
     seed: int = 0,
+    max_positions: int = 2048,
 ) -> Path:
     """A randomly initialised Llama + tokenizer folder that vLLM and transformers both load."""
     import torch
@@ -86,7 +87,7 @@ def build_tiny_model(
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
         num_key_value_heads=num_heads,
-        max_position_embeddings=2048,
+        max_position_embeddings=max_positions,  # 32768 for the long-row packing test
         tie_word_embeddings=True,
         bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),

@@ -18,11 +18,11 @@ not fit one GPU. Both are tested to match one process on CPU/gloo (tests/test_gr
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import random
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -126,7 +126,10 @@ class GRPOConfig(BaseModel):
     mask_truncated: bool = False  # drop completions that hit max_completion_length
     dynamic_sampling: bool = False  # DAPO: drop groups whose rewards are all equal
     grad_clip: float = 1.0
-    bf16: bool = False  # autocast rollouts and updates to bf16 (fast on CPUs with AMX)
+    bf16: bool | None = None  # bf16 autocast; None: where the hardware has it (CUDA, AMX)
+    device: str | None = None  # cpu, cuda, cuda:N; None: cuda when available (torchrun: LOCAL_RANK)
+    micro_batch_size: int | None = Field(None, ge=1)  # rollouts per forward/backward, per
+    # process; None: all of them at once. The update is the full batch's either way.
     save_every: int = 25
     seed: int = 0
     threads: int | None = None
@@ -147,33 +150,44 @@ class GRPOConfig(BaseModel):
 
 
 # --- log-probs -----------------------------------------------------------------------------------
-def token_logps(model, ids, attn, n_prompt: int, temperature: float):
-    """Per-token log-probs (and entropies) of the completion part of ids: (B, T_completion)."""
-    import torch
+def token_logps(model, ids, attn, n_prompt: int, temperature: float, *, base=None):
+    """Per-token log-probs and entropies of the completion part of ids, (B, T_completion) each.
+    The lm_head runs only where completion tokens are predicted, a chunk of positions at a time
+    (trainers/logits.py). base: the unwrapped model when model is its DDP wrapper."""
+    from r1data.trainers.logits import hidden_states
+    from r1data.trainers.logits import token_logps as head_logps
 
-    keep = ids.size(1) - n_prompt + 1  # lm_head only where completion tokens are predicted
-    logits = model(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits[:, :-1]
-    logits = logits.float()
-    logits = logits / temperature
-    logp_all = torch.log_softmax(logits, dim=-1)
-    target = ids[:, n_prompt:]
-    logps = logp_all.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logps, entropy
+    base = base if base is not None else getattr(model, "module", model)
+    keep = ids.size(1) - n_prompt + 1
+    h, head = hidden_states(model, base, input_ids=ids, attention_mask=attn, logits_to_keep=keep)
+    return head_logps(head, h[:, :-1], ids[:, n_prompt:], temperature)
 
 
 # --- rollouts -----------------------------------------------------------------------------------
 def prompt_seed(seed: int, step: int, k: int) -> int:
     """The sampling seed of the step's k-th prompt: the samples of a prompt do not depend on
     the process or the batch it is generated in (nor on the rollout engine's other requests)."""
-    return (seed * 1_000_003 + step) * 65_537 + k
+    from r1data.trainers.common import derive_seed
+
+    return derive_seed(seed, "sample", step, k)
 
 
-def prompt_generators(seed: int, step: int, indices: list[int]) -> list[torch.Generator]:
-    """One torch generator per prompt, seeded with prompt_seed."""
+def prompt_generators(seed: int, step: int, indices: list[int], device="cpu"
+                      ) -> list[torch.Generator]:
+    """One torch generator per prompt, seeded with prompt_seed, on the sampling device."""
     import torch
 
-    return [torch.Generator().manual_seed(prompt_seed(seed, step, k)) for k in indices]
+    return [torch.Generator(device=device).manual_seed(prompt_seed(seed, step, k))
+            for k in indices]
+
+
+def pick_prompts(seed: int, step: int, n_prompts: int, n_rows: int) -> list[int]:
+    """Dataset rows of the step's prompts; prompt k of step s is drawn from its own stream
+    derive_seed(seed, "pick", s, k), so a resumed run picks what the whole run would have."""
+    from r1data.trainers.common import derive_seed
+
+    return [random.Random(derive_seed(seed, "pick", step, k)).randrange(n_rows)
+            for k in range(n_prompts)]
 
 
 def sample_hf(model, p_ids, p_att, gens: list, *, n: int, max_new: int, temperature: float,
@@ -195,7 +209,7 @@ def sample_hf(model, p_ids, p_att, gens: list, *, n: int, max_new: int, temperat
     cache.batch_repeat_interleave(n)
     logits = out.logits[:, -1].repeat_interleave(n, 0)
     attn, pos = p_att.repeat_interleave(n, 0), pos[:, -1:].repeat_interleave(n, 0)
-    done = torch.zeros(attn.size(0), dtype=torch.bool)
+    done = torch.zeros(attn.size(0), dtype=torch.bool, device=attn.device)
     tokens = []
     for _ in range(max_new):
         probs = torch.softmax(logits.float() / temperature, dim=-1)
@@ -218,222 +232,328 @@ def sample_hf(model, p_ids, p_att, gens: list, *, n: int, max_new: int, temperat
     return torch.stack(tokens, 1)
 
 
+@dataclass
+class Rollouts:
+    """One step's completions on this process, prompt-major (G rows per prompt)."""
+
+    ids: torch.Tensor  # (B, P + T) left-padded prompt, then the completion
+    attn: torch.Tensor  # (B, P + T) real prompt tokens and completion tokens through EOS
+    mask: torch.Tensor  # (B, T) completion tokens in the loss (through EOS)
+    truncated: torch.Tensor  # (B,) no EOS within max_completion_length
+    n_prompt: int  # P
+    texts: list[str]  # decoded completions, for the rewards
+    rows: list[dict]  # the dataset rows of this process's prompts, one per prompt
+    seconds: float
+
+
+def rollout(cfg: GRPOConfig, run, tok, ds, base, engine, step: int, mine: list[int]
+            ) -> Rollouts:
+    """G completions for each of this process's prompts from the current policy: the
+    colocated vLLM engine (weights pushed first, as TRL's colocate mode) or HF forwards."""
+    import torch
+
+    from r1data.trainers.data import prompt_messages
+    from r1data.trainers.dist import full_state_dict
+
+    t0 = time.perf_counter()
+    G, dev = cfg.num_generations, run.device
+    picks = pick_prompts(cfg.seed, step, cfg.prompts_per_step, len(ds))
+    texts = [tok.apply_chat_template(prompt_messages(ds[i]["prompt"]), tokenize=False,
+                                     add_generation_prompt=True) for i in picks]
+    # all of the step's prompts padded together: the same width on every process
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False,
+              truncation=True, max_length=cfg.max_prompt_length)
+    p_ids, p_att = enc.input_ids[mine].to(dev), enc.attention_mask[mine].to(dev)
+    if engine is not None:
+        engine.load(full_state_dict(base, everywhere=True).items())  # gathered if FSDP
+        prompts = [ids[att.bool()].tolist() for ids, att in zip(p_ids, p_att, strict=True)]
+        seqs = engine.sample(prompts, n=G,
+                             seeds=[prompt_seed(cfg.seed, step, k) for k in mine],
+                             max_new=cfg.max_completion_length, temperature=cfg.temperature,
+                             top_p=cfg.top_p)
+        engine.sleep()  # GPU: the engine's memory goes back to the update
+        comp = torch.full((len(seqs), max(map(len, seqs))), tok.pad_token_id)
+        for i, s in enumerate(seqs):
+            comp[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        comp = comp.to(dev)
+    else:
+        was_training = base.training
+        base.eval()
+        with torch.no_grad(), run.amp():
+            comp = sample_hf(base, p_ids, p_att, prompt_generators(cfg.seed, step, mine, dev),
+                             n=G, max_new=cfg.max_completion_length,
+                             temperature=cfg.temperature, top_p=cfg.top_p,
+                             eos_id=tok.eos_token_id, pad_id=tok.pad_token_id,
+                             lockstep=cfg.fsdp and run.world > 1)
+        base.train(was_training)
+    is_eos = comp == tok.eos_token_id
+    first_eos = torch.where(is_eos.any(1), is_eos.float().argmax(1),
+                            torch.full((comp.size(0),), comp.size(1), device=dev))
+    mask = (torch.arange(comp.size(1), device=dev)[None] <= first_eos[:, None]).long()
+    completions = tok.batch_decode((comp * mask + tok.pad_token_id * (1 - mask)).cpu(),
+                                   skip_special_tokens=True)
+    p_ids, p_att = p_ids.repeat_interleave(G, 0), p_att.repeat_interleave(G, 0)
+    return Rollouts(ids=torch.cat([p_ids, comp], 1), attn=torch.cat([p_att, mask], 1),
+                    mask=mask, truncated=~is_eos.any(1), n_prompt=p_ids.size(1),
+                    texts=completions, rows=[ds[picks[k]] for k in mine],
+                    seconds=time.perf_counter() - t0)
+
+
+# --- rewards and advantages ------------------------------------------------------------------
+def score(cfg: GRPOConfig, reward_fns: dict, ro: Rollouts):
+    """The weighted reward of every completion of the step (all processes, rank order), and
+    each function's rewards; NaN where no function could score a completion."""
+    import torch
+
+    from r1data.trainers.dist import gather
+
+    G = cfg.num_generations
+    columns = [c for c in (ro.rows[0] if ro.rows else {}) if c != "prompt"]
+    kwargs = {c: [r[c] for r in ro.rows for _ in range(G)] for c in columns}
+    per_fn = {}
+    for name, fn in reward_fns.items():
+        vals = fn(ro.texts, **kwargs)
+        if len(vals) != len(ro.texts):
+            raise ConfigError(f"reward {name!r} returned {len(vals)} values for "
+                              f"{len(ro.texts)} completions")
+        per_fn[name] = gather(torch.tensor([math.nan if v is None else float(v)
+                                            for v in vals]))
+    stacked = torch.stack([cfg.rewards[n] * v for n, v in per_fn.items()], 1)  # (N*G, F)
+    total = stacked.nansum(1)  # None counts as 0 beside other rewards, as TRL's nansum...
+    total[stacked.isnan().all(1)] = math.nan  # ...but unscorable by all: no advantage
+    return total, per_fn
+
+
+def select(cfg: GRPOConfig, total: torch.Tensor, ro: Rollouts, rank: int):
+    """This process's advantages and the rows that train: dynamic sampling drops groups whose
+    rewards are all equal; mask_truncated drops completions that hit the length limit (from
+    the loss, not from the statistics). Returns (advantages, keep, loss mask, group stds)."""
+    import torch
+
+    G, B = cfg.num_generations, ro.mask.size(0)
+    local = slice(rank * B, (rank + 1) * B)
+    adv = group_advantages(total, G, cfg.scale_rewards)[local]
+    std_g = torch.nan_to_num(_nanstd(total.view(-1, G), dim=1), nan=0.0)  # (num_prompts,)
+    keep = torch.ones(B, dtype=torch.bool)
+    if cfg.dynamic_sampling:
+        keep = (std_g > 0).repeat_interleave(G)[local]
+    mask = ro.mask
+    if cfg.mask_truncated:
+        mask = mask * (~ro.truncated).long()[:, None]
+    dev = ro.mask.device
+    return adv.to(dev), keep.to(dev), mask, std_g
+
+
+# --- the update ---------------------------------------------------------------------------------
+def micro_batches(keep: torch.Tensor, size: int | None) -> list[torch.Tensor | None]:
+    """Row indices of the kept rollouts in chunks of `size`; every process gets the same number
+    of chunks (DDP/FSDP backward passes are collective), padded with None: a zero-weight pass."""
+    import torch
+
+    from r1data.trainers.dist import all_max
+
+    rows = keep.nonzero().squeeze(1)
+    size = size or max(len(rows), 1)
+    chunks = list(torch.split(rows, size)) if len(rows) else []
+    n = int(all_max(float(max(len(chunks), 1))))
+    return chunks + [None] * (n - len(chunks))
+
+
+def _slice(ro: Rollouts, mask: torch.Tensor, rows: torch.Tensor | None):
+    """ids, attn and loss mask of some rows, cut after their longest completion (a causal model
+    gives the same log-probs without the padding). None: row 0 with nothing in the loss."""
+    import torch
+
+    if rows is None:
+        rows, mask = torch.zeros(1, dtype=torch.long, device=mask.device), torch.zeros_like(mask)
+    width = max(int(ro.attn[rows, ro.n_prompt:].sum(1).max()), 1)
+    cut = ro.n_prompt + width
+    return rows, ro.ids[rows, :cut], ro.attn[rows, :cut], mask[rows, :width]
+
+
+def rollout_logps(model, ro: Rollouts, mask, chunks, temperature: float, amp) -> list:
+    """Log-probs of each micro-batch's completions under model, without gradients: the
+    rollout-time policy (num_iterations > 1) or the frozen reference (beta > 0)."""
+    import torch
+
+    out = []
+    with torch.no_grad(), amp:
+        for rows in chunks:
+            _, ids, attn, _ = _slice(ro, mask, rows)
+            out.append(token_logps(model, ids, attn, ro.n_prompt, temperature)[0])
+    return out
+
+
+def accumulate_loss(cfg: GRPOConfig, model, base, ro: Rollouts, adv, mask, chunks, *,
+                    n_seq: float, n_tok: float, world: int, amp, old=None, ref=None) -> dict:
+    """Forward and backward of every micro-batch; their losses sum to the full batch's, since
+    each is normalised by the whole step's counts (n_seq sequences, n_tok tokens, over all
+    processes): so are the accumulated gradients. Returns this process's summed statistics."""
+    import torch
+
+    from r1data.trainers.dist import no_sync
+
+    sums = {"loss": 0.0, "clipped": 0.0, "entropy": 0.0, "kl": 0.0}
+    for j, rows in enumerate(chunks):
+        idx, ids, attn, cmask = _slice(ro, mask, rows)
+        with no_sync(model, last=j == len(chunks) - 1):
+            with amp:
+                logps, ent = token_logps(model, ids, attn, ro.n_prompt, cfg.temperature,
+                                         base=base)
+            old_lp = old[j] if old is not None else logps.detach()
+            ref_lp = ref[j] if ref is not None else None
+            loss = grpo_loss(logps, old_lp, ref_lp, adv[idx], cmask, beta=cfg.beta,
+                             eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+                             loss_type=cfg.loss_type,
+                             max_completion_length=cfg.max_completion_length,
+                             num_items_in_batch=max(n_tok, 1.0), num_sequences=n_seq)
+            (loss * world).backward()  # DDP/FSDP average over processes, hence * world
+        with torch.no_grad():
+            m = cmask.float()
+            ratio = torch.exp(logps - old_lp)
+            clipped = (ratio < 1 - cfg.eps_low) | (ratio > 1 + cfg.eps_high)
+            sums["loss"] += loss.item()
+            sums["clipped"] += float((clipped.float() * m).sum())
+            sums["entropy"] += float((ent * m).sum())
+            if ref_lp is not None:
+                d = ref_lp - logps
+                sums["kl"] += float(((d.exp() - d - 1) * m).sum())
+    return sums
+
+
+def update(cfg: GRPOConfig, run, model, base, ref, opt, ro: Rollouts, adv, keep, mask) -> dict:
+    """num_iterations optimizer steps on the step's rollouts, against the rollout-time
+    log-probs; statistics of the last one (loss, clip_frac, entropy, kl) over all processes."""
+    import torch
+
+    from r1data.trainers.dist import all_sum
+
+    n_seq = all_sum(float(keep.sum()))  # global counts: the loss normalisers
+    n_tok = all_sum(float(mask[keep].sum()))
+    stats = {"loss": 0.0, "clip_frac": 0.0, "kl": 0.0, "entropy": 0.0}
+    if n_seq == 0:
+        return stats
+    chunks = micro_batches(keep, cfg.micro_batch_size)
+    old = rollout_logps(base, ro, mask, chunks, cfg.temperature, run.amp()) \
+        if cfg.num_iterations > 1 else None
+    ref_lp = rollout_logps(ref, ro, mask, chunks, cfg.temperature, run.amp()) \
+        if ref is not None else None
+    for _ in range(cfg.num_iterations):
+        sums = accumulate_loss(cfg, model, base, ro, adv, mask, chunks, n_seq=n_seq,
+                               n_tok=n_tok, world=run.world, amp=run.amp(), old=old, ref=ref_lp)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    tokens = max(n_tok, 1.0)
+    return {"loss": all_sum(sums["loss"]), "clip_frac": all_sum(sums["clipped"]) / tokens,
+            "kl": all_sum(sums["kl"]) / tokens if ref is not None else 0.0,
+            "entropy": all_sum(sums["entropy"]) / tokens}
+
+
+def step_metrics(cfg: GRPOConfig, step: int, total, per_fn: dict, std_g, ro: Rollouts,
+                 n_kept: float) -> dict:
+    """What TRL logs per step: reward mean/std overall and per function, the share of groups
+    with one reward, completion lengths and truncation over the whole step."""
+    import torch
+
+    from r1data.trainers.dist import gather
+
+    lengths = gather(ro.mask.sum(1).float().cpu())  # before truncated completions are masked
+    trunc = gather(ro.truncated.float().cpu())
+
+    def std(v):
+        return float(v[~v.isnan()].std()) if (~v.isnan()).sum() > 1 else 0.0
+
+    return {"step": step, "reward": float(total.nanmean()), "reward_std": std(total),
+            **{f"rewards/{n}/mean": float(torch.nanmean(v)) for n, v in per_fn.items()},
+            **{f"rewards/{n}/std": std(v) for n, v in per_fn.items()},
+            "frac_reward_zero_std": float((std_g == 0).float().mean()),
+            "completion_length": float(lengths.mean()),
+            "completion_length_min": int(lengths.min()),
+            "completion_length_max": int(lengths.max()),
+            "truncated_frac": float(trunc.mean()),
+            "kept_groups": int(n_kept) // cfg.num_generations}
+
+
+# --- the loop -----------------------------------------------------------------------------------
 def train_grpo(cfg: GRPOConfig, *, progress: bool = True) -> dict:
     """Run cfg.max_steps GRPO steps; resumes from cfg.out/checkpoint.pt when present.
 
-    Under torchrun each process rolls out its share of the step's prompts (groups stay whole on
-    one process), rewards and advantages are computed over the whole step, gradients are
-    averaged (DDP) or reduce-scattered (FSDP2, cfg.fsdp); rank 0 logs and saves.
+    Each step: rollout -> score -> advantages -> update. Under torchrun each process rolls out
+    its share of the step's prompts (groups stay whole on one process), rewards and advantages
+    are computed over the whole step, gradients are averaged (DDP) or reduce-scattered (FSDP2,
+    cfg.fsdp); rank 0 logs and saves.
     """
     import torch
     from tqdm import tqdm
-    from transformers import AutoModelForCausalLM
 
     from r1data.filters.rewards import get_reward
     from r1data.trainers.checkpoint import resume, save_checkpoint
-    from r1data.trainers.data import (
-        GRPO_COLUMNS,
-        check_model_dir,
-        load_split,
-        load_tokenizer,
-        prompt_messages,
-    )
-    from r1data.trainers.dist import all_sum, distributed, full_state_dict, gather, wrap
+    from r1data.trainers.common import Setup, peak_memory
+    from r1data.trainers.data import GRPO_COLUMNS, check_model_dir, load_split, load_tokenizer
+    from r1data.trainers.dist import all_sum, wrap
 
     # --- inputs, checked before any compute -----------------------------------------------------
     ds = load_split(cfg.data, "train", GRPO_COLUMNS)
     check_model_dir(cfg.model)
     reward_fns = {name: get_reward(name) for name in cfg.rewards}
-    rank, world = distributed()
     if cfg.rollout == "vllm":
         try:
             import vllm  # noqa: F401
         except ImportError as e:
             raise ConfigError(f"rollout 'vllm': vLLM is not importable ({e})") from None
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     if cfg.prompts_per_step % world:
         raise ConfigError(f"prompts_per_step ({cfg.prompts_per_step}) must split evenly over "
                           f"{world} processes (groups stay whole on one process)")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    run = Setup(cfg)  # device, precision, seeds, threads, process group, out folder
 
     # --- model, reference, optimizer, resume ----------------------------------------------------
     tok = load_tokenizer(cfg.model)
     tok.padding_side = "left"
     tok.truncation_side = "left"  # a long prompt loses its start, not the generation prompt
-    base = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
+    base = run.load_model(cfg.model)
     model = wrap(base, world, cfg.fsdp)  # DDP, FSDP2 (base is then sharded in place), or base
     ref = None
     if cfg.beta != 0.0:  # frozen copy; not kept when beta is 0; sharded too under FSDP
-        ref = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32).eval()
-        ref.requires_grad_(False)
+        ref = run.load_model(cfg.model, frozen=True)
         ref = wrap(ref, world, cfg.fsdp) if cfg.fsdp else ref
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    ckpt = out / "checkpoint.pt"
-    step = resume(ckpt, base, opt, out / "metrics.jsonl")
+    step = resume(run.ckpt, base, opt, run.metrics_path)
     engine = None
-    if cfg.rollout == "vllm":  # after resume: the engine gets the current weights each step
-        from r1data.trainers.vllm_rollout import VllmRollout
-
-        engine = VllmRollout(cfg.model, seed=cfg.seed, bf16=cfg.bf16, world=world,
-                             max_model_len=cfg.max_prompt_length + cfg.max_completion_length,
-                             gpu_memory_utilization=cfg.vllm_gpu_memory_utilization)
-
-    def save():
-        save_checkpoint(ckpt, base, opt, step, cfg.model_dump())  # rank 0 writes
-
-    columns = [c for c in ds.column_names if c != "prompt"]
-    G = cfg.num_generations
     per_rank = cfg.prompts_per_step // world
-    mine = list(range(rank * per_rank, (rank + 1) * per_rank))  # this process's prompts
-    metrics_f = open(out / "metrics.jsonl", "a") if rank == 0 else None
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="grpo", disable=not progress or rank != 0)
+    mine = list(range(run.rank * per_rank, (run.rank + 1) * per_rank))  # this process's prompts
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="grpo",
+               disable=not progress or run.rank != 0)
     last: dict = {}
-    while step < cfg.max_steps:
-        t0 = time.perf_counter()
-        # --- 1. rollouts: G completions per prompt from the current policy --------------------
-        picks = [random.Random(cfg.seed * 7919 + step * 131 + k).randrange(len(ds))
-                 for k in range(cfg.prompts_per_step)]
-        texts = [tok.apply_chat_template(prompt_messages(ds[i]["prompt"]), tokenize=False,
-                                         add_generation_prompt=True) for i in picks]
-        # all of the step's prompts padded together: the same width on every process
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False,
-                  truncation=True, max_length=cfg.max_prompt_length)
-        rows = [ds[picks[k]] for k in mine]
-        p_ids = enc.input_ids[mine].repeat_interleave(G, 0)
-        p_att = enc.attention_mask[mine].repeat_interleave(G, 0)
-        amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16)
-        if engine is not None:  # vLLM, with this step's weights (TRL's colocate mode)
-            engine.load(full_state_dict(base, everywhere=True).items())  # gathered if FSDP
-            seqs = engine.sample([enc.input_ids[k][enc.attention_mask[k].bool()].tolist()
-                                  for k in mine], n=G,
-                                 seeds=[prompt_seed(cfg.seed, step, k) for k in mine],
-                                 max_new=cfg.max_completion_length,
-                                 temperature=cfg.temperature, top_p=cfg.top_p)
-            comp = torch.full((len(seqs), max(map(len, seqs))), tok.pad_token_id)
-            for i, s in enumerate(seqs):
-                comp[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-        else:  # HF forward passes with a KV cache
-            model.eval()
-            with torch.no_grad(), amp:
-                comp = sample_hf(base, enc.input_ids[mine], enc.attention_mask[mine],
-                                 prompt_generators(cfg.seed, step, mine), n=G,
-                                 max_new=cfg.max_completion_length, temperature=cfg.temperature,
-                                 top_p=cfg.top_p, eos_id=tok.eos_token_id,
-                                 pad_id=tok.pad_token_id, lockstep=cfg.fsdp and world > 1)
-            model.train()
-        t_rollout = time.perf_counter() - t0
-        n_prompt = p_ids.size(1)
-        gen = torch.cat([p_ids, comp], 1)
-        is_eos = comp == tok.eos_token_id
-        first_eos = torch.where(is_eos.any(1), is_eos.float().argmax(1),
-                                torch.full((comp.size(0),), comp.size(1)))
-        mask = (torch.arange(comp.size(1))[None] <= first_eos[:, None]).long()  # incl. EOS
-        truncated = ~is_eos.any(1)
-        completions = tok.batch_decode(comp * mask + tok.pad_token_id * (1 - mask),
-                                       skip_special_tokens=True)
+    try:
+        if cfg.rollout == "vllm":  # after resume: the engine gets the current weights each step
+            from r1data.trainers.vllm_rollout import VllmRollout
 
-        # --- 2. rewards: weighted sum of named functions over the dataset columns -------------
-        kwargs = {c: [r[c] for r in rows for _ in range(G)] for c in columns}
-        per_fn = {}
-        for name, fn in reward_fns.items():
-            vals = fn(completions, **kwargs)
-            if len(vals) != len(completions):
-                raise ConfigError(f"reward {name!r} returned {len(vals)} values for "
-                                  f"{len(completions)} completions")
-            per_fn[name] = gather(torch.tensor([math.nan if v is None else float(v)
-                                                for v in vals]))  # the whole step's rewards
-        stacked = torch.stack([cfg.rewards[n] * v for n, v in per_fn.items()], 1)  # (B*G, F)
-        total = stacked.nansum(1)  # None counts as 0 beside other rewards, as TRL's nansum...
-        total[stacked.isnan().all(1)] = math.nan  # ...but unscorable by all: no advantage
-
-        # --- 3. advantages, over the whole step; this process keeps its rows ---------------------
-        local = slice(rank * per_rank * G, (rank + 1) * per_rank * G)
-        adv = group_advantages(total, G, cfg.scale_rewards)[local]
-        std_g = torch.nan_to_num(_nanstd(total.view(-1, G), dim=1), nan=0.0)  # (num_prompts,)
-        keep = torch.ones(per_rank * G, dtype=torch.bool)
-        if cfg.dynamic_sampling:
-            keep = (std_g > 0).repeat_interleave(G)[local]
-        lengths = gather(mask.sum(1).float())  # before masking truncated completions out
-        trunc_all = gather(truncated.float())
-        if cfg.mask_truncated:
-            mask = mask * (~truncated).long()[:, None]
-        attn = torch.cat([p_att, mask], dim=1)
-        n_seq = all_sum(float(keep.sum()))  # global counts: the loss normalisers
-        n_tok = all_sum(float(mask[keep].sum()))
-        if not keep.any():  # others still train: join the collectives with a zero-weight row
-            keep[0] = True
-            mask = torch.zeros_like(mask)
-        ids, attn, cmask, adv_k = gen[keep], attn[keep], mask[keep], adv[keep]
-
-        # --- 4. loss: num_iterations updates against the rollout-time log-probs -----------------
-        stats = {"loss": 0.0, "clip_frac": 0.0, "kl": 0.0, "entropy": 0.0}
-        if n_seq > 0:
-            with torch.no_grad(), amp:
-                old = token_logps(base, ids, attn, n_prompt, cfg.temperature)[0] \
-                    if cfg.num_iterations > 1 else None
-                ref_lp = token_logps(ref, ids, attn, n_prompt, cfg.temperature)[0] \
-                    if ref is not None else None
-            for _ in range(cfg.num_iterations):
-                with amp:
-                    logps, ent = token_logps(model, ids, attn, n_prompt, cfg.temperature)
-                old_lp = old if old is not None else logps.detach()
-                loss = grpo_loss(logps, old_lp, ref_lp, adv_k, cmask, beta=cfg.beta,
-                                 eps_low=cfg.eps_low, eps_high=cfg.eps_high,
-                                 loss_type=cfg.loss_type,
-                                 max_completion_length=cfg.max_completion_length,
-                                 num_items_in_batch=max(n_tok, 1.0), num_sequences=n_seq)
-                (loss * world).backward()  # this process's share; DDP/FSDP average, hence * world
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                with torch.no_grad():
-                    m = cmask.float()
-                    ratio = torch.exp(logps - old_lp)
-                    clipped = ((ratio < 1 - cfg.eps_low) | (ratio > 1 + cfg.eps_high)).float()
-                    stats["loss"] = all_sum(loss.item())
-                    stats["clip_frac"] = all_sum(float((clipped * m).sum())) / max(n_tok, 1.0)
-                    stats["entropy"] = all_sum(float((ent * m).sum())) / max(n_tok, 1.0)
-                    if ref_lp is not None:
-                        d = ref_lp - logps
-                        stats["kl"] = all_sum(float(((d.exp() - d - 1) * m).sum())) \
-                            / max(n_tok, 1.0)
-        step += 1
-        last = {"step": step, "reward": float(total.nanmean()),
-                "reward_std": float(_nanstd(total)) if (~total.isnan()).sum() > 1 else 0.0,
-                **{f"rewards/{n}/mean": float(torch.nanmean(v)) for n, v in per_fn.items()},
-                **{f"rewards/{n}/std": float(v[~v.isnan()].std()) if (~v.isnan()).sum() > 1
-                   else 0.0 for n, v in per_fn.items()},
-                "frac_reward_zero_std": float((std_g == 0).float().mean()),
-                "completion_length": float(lengths.mean()),
-                "completion_length_min": int(lengths.min()),
-                "completion_length_max": int(lengths.max()),
-                "truncated_frac": float(trunc_all.mean()),
-                "kept_groups": int(n_seq) // G, **stats, "processes": world,
-                "rollout_seconds": t_rollout, "seconds": time.perf_counter() - t0}
-        if metrics_f:
-            metrics_f.write(json.dumps(last) + "\n")
-            metrics_f.flush()
-        bar.update(1)
-        bar.set_postfix(reward=f"{last['reward']:.3f}", kl=f"{stats['kl']:.4f}")
-        if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
-            save()
-    bar.close()
-    save()
-    weights = full_state_dict(base)  # a collective under FSDP
-    if rank == 0:
-        metrics_f.close()
-        base.save_pretrained(out / "model", state_dict=weights)
+            engine = VllmRollout(cfg.model, seed=cfg.seed, bf16=run.bf16, world=world,
+                                 max_model_len=cfg.max_prompt_length + cfg.max_completion_length,
+                                 gpu_memory_utilization=cfg.vllm_gpu_memory_utilization)
+        while step < cfg.max_steps:
+            t0 = time.perf_counter()
+            ro = rollout(cfg, run, tok, ds, base, engine, step, mine)  # 1. G completions each
+            total, per_fn = score(cfg, reward_fns, ro)  # 2. rewards of the whole step
+            adv, keep, mask, std_g = select(cfg, total, ro, run.rank)  # 3. advantages
+            stats = update(cfg, run, model, base, ref, opt, ro, adv, keep, mask)  # 4. update
+            step += 1
+            last = {**step_metrics(cfg, step, total, per_fn, std_g, ro, all_sum(float(keep.sum()))),
+                    **stats, "processes": world, "rollout_seconds": ro.seconds,
+                    "seconds": time.perf_counter() - t0, **run.devices(base, ro.ids),
+                    **peak_memory(run.device)}
+            run.log(last)
+            bar.update(1)
+            bar.set_postfix(reward=f"{last['reward']:.3f}", kl=f"{stats['kl']:.4f}")
+            if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
+                save_checkpoint(run.ckpt, base, opt, step, cfg.model_dump())  # rank 0 writes
+        bar.close()
+        save_checkpoint(run.ckpt, base, opt, step, cfg.model_dump())
         tok.padding_side = "right"
-        tok.save_pretrained(out / "model")
-        (out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-    if engine is not None:  # last: under torchrun its shutdown ends the process group
-        engine.close()
+        run.finish(base, tok, cfg.model_dump())  # ends with a barrier
+    finally:
+        if engine is not None:  # last, even on error: under torchrun it ends the process group
+            engine.close()
     return last

@@ -46,7 +46,7 @@ def hidden_states(model, base, **inputs) -> tuple[torch.Tensor, torch.nn.Module]
         return model(**inputs).logits, head
 
 
-def _chunks(fn: Callable, h: torch.Tensor, *args: torch.Tensor, chunk: int) -> list:
+def _chunks(fn: Callable, h: torch.Tensor, *args: torch.Tensor, chunk: int | None) -> list:
     """fn over slices of h (and args) along dim -2 of h / the last dim of args, checkpointed
     when gradients flow, so the backward pass recomputes each chunk's logits instead of
     keeping them all."""
@@ -54,6 +54,7 @@ def _chunks(fn: Callable, h: torch.Tensor, *args: torch.Tensor, chunk: int) -> l
     from torch.utils.checkpoint import checkpoint
 
     outs = []
+    chunk = chunk or CHUNK
     for s in range(0, h.size(-2), chunk):
         part = (h[..., s:s + chunk, :], *(a[..., s:s + chunk] for a in args))
         if torch.is_grad_enabled() and h.requires_grad:
@@ -64,7 +65,7 @@ def _chunks(fn: Callable, h: torch.Tensor, *args: torch.Tensor, chunk: int) -> l
 
 
 def token_logps(head, h: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0,
-                chunk: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+                chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs of targets and the entropies of the tempered distributions, (B, T) each, from
     hidden states h (B, T, H) that predict them."""
     import torch
@@ -78,7 +79,8 @@ def token_logps(head, h: torch.Tensor, targets: torch.Tensor, temperature: float
     return torch.cat([p[0] for p in parts], -1), torch.cat([p[1] for p in parts], -1)
 
 
-def nll_sum(head, h: torch.Tensor, targets: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
+def nll_sum(head, h: torch.Tensor, targets: torch.Tensor, chunk: int | None = None
+            ) -> torch.Tensor:
     """Summed cross-entropy of targets (N,) under hidden states h (N, H): the SFT loss over the
     supervised positions only."""
     import torch

@@ -87,7 +87,7 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     from r1data.trainers.checkpoint import resume, save_checkpoint
-    from r1data.trainers.common import Setup, derive_seed
+    from r1data.trainers.common import Setup, derive_seed, peak_memory
     from r1data.trainers.data import (
         SFT_COLUMNS,
         check_model_dir,
@@ -183,7 +183,8 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         dt = time.perf_counter() - t0
         last = {"step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(norm),
                 "tokens": int(tokens), "input_tokens": seen, "tokens_per_s": seen / dt,
-                "seconds": dt, "processes": world, **run.devices(base, batches[0][0][0])}
+                "seconds": dt, "processes": world, **run.devices(base, batches[0][0][0]),
+                **peak_memory(dev)}
         if cfg.eval_every and step % cfg.eval_every == 0 or step == total:
             last["eval_loss"] = eval_loss()
         if step % cfg.log_every == 0 or step == total:

@@ -7,6 +7,12 @@ as tensors, not serialised. Under torchrun each process has its own engine (vLLM
 external_launcher executor, as TRL) generating its own prompts. On CPU, vLLM binds the process's
 OpenMP threads to its cores (VLLM_CPU_OMP_THREADS_BIND; here each process gets its share of the
 cores): torch.set_num_threads has no effect after the engine starts.
+
+Sleep mode (GPU): the engine is started with enable_sleep_mode and put to sleep (level 1: weights
+offloaded to CPU, KV cache freed) while the policy is updated, so the update gets the memory
+back; it wakes before the next weight load. vLLM-CPU has no sleep mode (the platform reports it
+unavailable and `enable_sleep_mode=True` is refused), so on CPU sleep/wake are no-ops and
+`sleep_mode` says why.
 """
 
 from __future__ import annotations
@@ -42,7 +48,15 @@ class VllmRollout:
 
         self.saved_env = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process: weights reachable
+        from vllm.platforms import current_platform
+
         extra = {}
+        if current_platform.is_sleep_mode_available():
+            extra["enable_sleep_mode"] = True
+            self.sleep_mode = "on"
+        else:  # vLLM-CPU: enable_sleep_mode=True would be refused at engine start
+            self.sleep_mode = f"off: vLLM on {current_platform.device_type} has no sleep mode"
+        self.asleep = False
         if world > 1:  # torchrun: one independent engine per process, as TRL's colocate mode
             extra["distributed_executor_backend"] = "external_launcher"
             if not has_gpu() and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
@@ -57,9 +71,22 @@ class VllmRollout:
         self.engine = VllmEngine(gen, **extra)
         self.llm = self.engine.llm
 
+    def sleep(self) -> None:
+        """Give the GPU memory back for the update (level 1: weights to CPU, KV cache freed)."""
+        if self.sleep_mode == "on" and not self.asleep:
+            self.llm.reset_prefix_cache()
+            self.llm.sleep(level=1)
+            self.asleep = True
+
+    def wake_up(self) -> None:
+        if self.asleep:
+            self.llm.wake_up()
+            self.asleep = False
+
     def load(self, named_params: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Weights in HF names (q/k/v and gate/up are fused by vLLM's loader); prefix cache
         cleared, since cached KV blocks were computed with the old weights."""
+        self.wake_up()
         weights = [(name, p.detach()) for name, p in named_params]
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights,
                                                           "is_checkpoint_format": True})
