@@ -28,7 +28,10 @@ def sft(
     packing: Annotated[bool, typer.Option()] = _S["packing"].default,
     lr: Annotated[float, typer.Option()] = _S["lr"].default,
     warmup_steps: Annotated[int, typer.Option()] = _S["warmup_steps"].default,
-    bf16: Annotated[bool, typer.Option(help="bf16 autocast on CPU.")] = _S["bf16"].default,
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast (default: where the hardware has "
+                                             "it: CUDA, AMX).")] = _S["bf16"].default,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when "
+                                                   "available).")] = _S["device"].default,
     fsdp: Annotated[bool, typer.Option(help="Under torchrun: shard weights (FSDP2), not DDP.")
                     ] = _S["fsdp"].default,
     seed: Annotated[int, typer.Option()] = _S["seed"].default,
@@ -44,7 +47,7 @@ def sft(
     cfg = SFTConfig(data=data, model=model, out=out, epochs=epochs, max_steps=max_steps,
                     batch_size=batch_size, grad_accum=grad_accum, max_len=max_len,
                     packing=packing, lr=lr, warmup_steps=warmup_steps, bf16=bf16, fsdp=fsdp,
-                    seed=seed)
+                    seed=seed, device=device)
     _echo(train_sft(cfg, progress=progress))
 
 
@@ -97,7 +100,13 @@ def grpo(
     rollout: Annotated[str, typer.Option(
         help="hf (forward passes with a KV cache) or vllm (colocated engine, weights synced "
              "each step).")] = _G["rollout"].default,
-    bf16: Annotated[bool, typer.Option(help="bf16 autocast on CPU.")] = _G["bf16"].default,
+    bf16: Annotated[bool, typer.Option(help="bf16 autocast (default: where the hardware has "
+                                             "it: CUDA, AMX).")] = _G["bf16"].default,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when "
+                                                   "available).")] = _G["device"].default,
+    micro_batch_size: Annotated[int | None, typer.Option(
+        help="Rollouts per forward/backward (default: all); the update is the same.")
+    ] = _G["micro_batch_size"].default,
     fsdp: Annotated[bool, typer.Option(help="Under torchrun: shard weights (FSDP2), not DDP.")
                     ] = _G["fsdp"].default,
     seed: Annotated[int, typer.Option()] = _G["seed"].default,
@@ -122,7 +131,8 @@ def grpo(
                          eps_high=eps_high, loss_type=loss_type, scale_rewards=scale_rewards,
                          num_iterations=num_iterations, mask_truncated=mask_truncated,
                          dynamic_sampling=dynamic_sampling, rollout=rollout, bf16=bf16,
-                         fsdp=fsdp, seed=seed)
+                         fsdp=fsdp, seed=seed, device=device,
+                         micro_batch_size=micro_batch_size)
     except ValidationError as e:
         err = e.errors()[0]
         cause = err.get("ctx", {}).get("error")

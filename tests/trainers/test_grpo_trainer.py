@@ -66,8 +66,10 @@ def test_resume_continues_the_same_run(tiny_model, grpo_data, tmp_path):
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert log[:2] == first
 
+    def same(r):  # timings and memory differ between runs
+        return {k: v for k, v in r.items() if not k.endswith("seconds") and "peak_" not in k}
+
     for a, b in zip(log, whole, strict=True):  # same rollouts, rewards and losses
         assert a.keys() == b.keys()
-        assert {k: a[k] for k in a if not k.endswith("seconds") and not k.startswith("peak_")} == pytest.approx(
-            {k: b[k] for k in b if not k.endswith("seconds") and not k.startswith("peak_")}, abs=1e-6)
+        assert same(a) == pytest.approx(same(b), abs=1e-6)
     assert any(r["loss"] != 0.0 for r in whole)
