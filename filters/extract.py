@@ -1,6 +1,9 @@
 """R1-format parsing shared by the store and every verifier: split the think block, find the answer.
 
-Model text is hostile: everything here is linear-time string scanning, bounded to the text's tail.
+Model text is hostile: everything here is linear-time string scanning, mostly of the text's
+tail. No pattern has nested or adjacent quantifiers over the same characters; patterns that
+must end at the end of a text are matched on the reversed text from its start (Python's `search`
+for `...$` retries at every offset: quadratic on a long run of what the pattern accepts).
 """
 
 from __future__ import annotations
@@ -12,11 +15,19 @@ from r1data.chat import split_think  # noqa: F401 - the verifiers' import of it
 TAIL = 20_000  # fallbacks look only at the end of a completion (answers come last)
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*")
 _ANSWER_IS = re.compile(
-    r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*[:\s]*(.+?)(?:\.\s|\.$|\n|$)",
+    r"(?:final answer|the answer|answer)\s*(?:is|:|=)[:\s]*(.+?)(?:\.\s|\.$|\n|$)",
     re.IGNORECASE)
 _BOLD = re.compile(r"\*\*([^*\n]{1,200})\*\*")
-_NUMBER = re.compile(r"-?(?:\d{1,3}(?: \d{3})+(?![\d,.])|\d[\d,]*(?:\.\d+)?|\.\d+)(?:/\d+)?")
-_TRAILING_NUMBER = re.compile(r"(-?[\d,]*\.?\d+(?:\s*/\s*\d+)?)\s*\W*$")
+# The trailing number of a phrase, matched on the reversed phrase: "3/4." -> "3/4"
+_TRAILING_NUMBER_REV = re.compile(r"\W*((?:\d+\s*/\s*)?\d+\.?[\d,]*-?)")
+# The last whole expression of prose: LaTeX commands, digits, operators, braces, one space
+# between such tokens, a comma only inside 1,000, a point only before a digit. Each token
+# starts with a different character, so the scan is linear.
+_MATH_RUN = re.compile(r"(?:\\[A-Za-z]+|\d+|[{}^_()+\-*/=<>!|]|\.(?=\d)|,(?=\d{3}(?!\d))|"
+                       r" (?=[\d\\{}^_()+\-*/=<>|]))++")  # possessive: no backtrack stack
+_DIGIT = re.compile(r"\d")
+_DANGLING = re.compile(r"(?:\\(?:text|textbf|mathrm|mbox|quad|qquad|cdot|times)|[ \-({^_+*/])\Z")
+_LAST_NUMBER_REV = re.compile(r"\d+(?:\.\d+)?-?")
 _ONE_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
 _CHOICE_LEAD = re.compile(r"^\(?[A-E]\)\s")  # "(C) 12": the letter decides a multiple choice
 # Between boxes that form one answer list: "and", "or", commas, \quad, math delimiters.
@@ -69,9 +80,18 @@ def _group(tail: str, boxes: list[tuple[int, int, str]]) -> str:
     return ", ".join(dict.fromkeys(b[2] for b in group))  # \\boxed{6} \\boxed{6} is one 6
 
 
+def _tail(text: str) -> str:
+    """The text's last TAIL characters, or from its last box on when that box opens earlier
+    (a 1 MB boxed answer is read whole, not by what ends its tail)."""
+    if len(text) <= TAIL:
+        return text
+    k = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    return text[k:] if 0 <= k < len(text) - TAIL else text[-TAIL:]
+
+
 def last_boxed(text: str) -> str | None:
     """The last box's content; boxes joined only by "and", commas or \\quad form one list."""
-    tail = text[-TAIL:]
+    tail = _tail(text)
     boxes = _boxes(tail)
     return _group(tail, boxes) if boxes else None
 
@@ -79,7 +99,7 @@ def last_boxed(text: str) -> str | None:
 def boxed_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, content) of every balanced box in the text's tail (offsets in the tail);
     a gold answer may box each part."""
-    return _boxes(text[-TAIL:])
+    return _boxes(_tail(text))
 
 
 def math_spans(text: str) -> list[tuple[int, int, str]]:
@@ -132,9 +152,9 @@ def _said(ans: str) -> str | None:
         return ans.rstrip(" .")
     math = last_math(ans)
     closed = ans.rstrip(" .").endswith(("$", "\\)", "\\]"))
-    number = _TRAILING_NUMBER.search(ans)
+    number = _TRAILING_NUMBER_REV.match(ans[::-1])
     if number and not (math and closed):
-        return number.group(1)
+        return number.group(1)[::-1].lstrip(",")
     if math:
         return math
     numbers = _ONE_NUMBER.findall(ans)
@@ -149,7 +169,7 @@ def extract_answer(text: str | None) -> str | None:
     so the fallbacks are what sees their answers."""
     if not text:
         return None
-    tail = text[-TAIL:]
+    tail = _tail(text)
     boxes = _boxes(tail)
     boxed = _group(tail, boxes) if boxes else None
     if boxed:
@@ -178,5 +198,62 @@ def extract_answer(text: str | None) -> str | None:
     if len(short) <= 60 and len(re.findall(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", "",
                                                                        short))) < 2:
         return short.rstrip(".")  # a bare expression such as \frac{10}{9}
-    nums = _NUMBER.findall(tail)
-    return nums[-1].rstrip(",") if nums else None
+    return last_expression(text)
+
+
+def _balanced(s: str) -> bool:
+    if len(s) > 10_000:  # too long to be an answer sympy sees; counts suffice, at C speed
+        return s.count("{") == s.count("}") and s.count("(") == s.count(")")
+    depth = {"{": 0, "(": 0}
+    for ch in s:
+        if ch in "{(":
+            depth[ch] += 1
+        elif ch in "})":
+            depth["{" if ch == "}" else "("] -= 1
+            if min(depth.values()) < 0:
+                return False
+    return not any(depth.values())
+
+
+def _trim(run: str) -> str | None:
+    """The answer inside a run of math tokens: after its last `=`, without dangling operators
+    or unmatched brackets; its last number when the brackets cannot be made to match."""
+    run = run.rsplit("=", 1)[-1].strip(" +*/^_<>|!")
+    while True:  # a unit or word that follows: "\\frac{8}{5} \\text{" -> "\\frac{8}{5}"
+        cut = _DANGLING.sub("", run)
+        if cut == run:
+            break
+        run = cut
+    for _ in range(8):
+        if _balanced(run):
+            return run or None
+        if run[-1:] in ")}" and run.count(run[-1]) > run.count("({"[run[-1] == "}"]):
+            run = run[:-1].rstrip()
+        elif run[:1] in "({":
+            run = run[1:].lstrip()
+        else:
+            break
+    if _balanced(run) and run:
+        return run
+    number = _LAST_NUMBER_REV.search(run[::-1])
+    return number.group()[::-1] if number else None
+
+
+def _last_run(text: str, start: int) -> re.Match | None:
+    last = None
+    for m in _MATH_RUN.finditer(text, start):
+        if _DIGIT.search(m.group()) and m.group().lstrip()[:1] not in "}^_)":
+            last = m  # "}^2" ends a unit (\\text{ cm}^2), not an expression
+    return last
+
+
+def last_expression(text: str) -> str | None:
+    """The last whole mathematical expression with a digit in it: `\\frac{8}{5}`, `2\\pi`,
+    `-3.5`, `1,000`, `3/4`, the value after `= ` in `5 + 9 = 14` (never the last digit run of
+    a fraction). One that reaches back past the tail is read whole, so a long number is never
+    cut to its last digits."""
+    start = max(0, len(text) - TAIL)
+    last = _last_run(text, start)
+    if last is not None and last.start() == start > 0:
+        last = _last_run(text, 0)  # linear too; only for a run the tail cut
+    return _trim(last.group()) if last else None

@@ -1,7 +1,9 @@
 """Countdown (TinyZero): reach the target with the given numbers, each at most once.
 
 The model's expression is evaluated by a whitelist over Python's AST with exact fractions;
-nothing is ever passed to eval, and size, depth and magnitude are capped.
+nothing is ever passed to eval, and size, depth and magnitude are capped. Every value, given
+numbers and constants included, stays within MAX_ABS, so a target beyond it is unreachable and
+judged False at once, whatever its size (a 5,000-digit target is never turned into an int).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from r1data.filters.extract import last_boxed, last_tag, split_think
 MAX_CHARS = 200
 MAX_NODES = 64
 MAX_ABS = 10**12
+MAX_DIGITS = len(str(MAX_ABS))  # a longer integer is beyond MAX_ABS: never parsed
 _ALLOWED = set("0123456789+-*/×÷() .")
 _ARITH = re.compile(r"[-(\d][\d\s+\-*/×÷().]*")
 
@@ -28,6 +31,8 @@ def _eval(node: ast.AST, used: list[int]) -> Fraction:
     if isinstance(node, ast.Expression):
         return _eval(node.body, used)
     if isinstance(node, ast.Constant) and type(node.value) is int:
+        if abs(node.value) > MAX_ABS:
+            raise UnsafeExpression("value too large")
         used.append(node.value)
         return Fraction(node.value)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
@@ -88,12 +93,31 @@ def countdown_expression(completion: str) -> str | None:
     return max(runs, key=len) if runs else cand.strip().rstrip(".")
 
 
-def countdown_correct(completion: str, numbers: list[int], target: int, *,
+def clamp_int(text: str | int) -> int:
+    """An integer from its digits, or +-(MAX_ABS + 1) when it is longer than any reachable
+    value: safe for json.loads(parse_int=...) and for a gold written as 5,000 digits."""
+    if isinstance(text, int):
+        return text if abs(text) <= MAX_ABS else (MAX_ABS + 1) * (1 if text > 0 else -1)
+    s = str(text).strip()
+    digits = s.lstrip("+-").lstrip("0")
+    if len(digits) > MAX_DIGITS:
+        return -(MAX_ABS + 1) if s.startswith("-") else MAX_ABS + 1
+    return int(s)
+
+
+def countdown_correct(completion: str, numbers: list[int], target: int | str, *,
                       use_all: bool = False) -> bool:
     """Uses only the given numbers (each at most once) and evaluates exactly to the target.
 
     use_all: every given number exactly once, as TinyZero's countdown reward demands.
+    A target or a given number beyond MAX_ABS cannot be reached or used: False.
     """
+    try:
+        target = clamp_int(target)
+    except ValueError:
+        return False
+    if abs(target) > MAX_ABS:
+        return False
     expr = countdown_expression(completion)
     if expr is None:
         return False

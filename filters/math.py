@@ -1,22 +1,29 @@
 """Math correctness: extract the final answer, normalise it, decide equivalence symbolically.
 
-LaTeX is parsed by math-verify's LaTeX extraction (latex2sympy2_extended), never by sympify or
-parse_expr (they eval). Symbolic work runs in worker processes that are killed when a check
-overruns, so every call returns in bounded time, from any thread.
+Three tiers, cheapest first: exact rationals (filters/numbers.py: integers, decimals, fractions,
+mixed numbers, percents) are decided in this process with Fraction, linear in the text's length
+and independent of machine load; other answers up to MAX_TEXT_CHARS are normalised here (every
+regex below runs on whitespace-collapsed text of bounded length, so none can backtrack for long);
+what still needs sympy goes to math-verify's LaTeX parser (latex2sympy2_extended, never sympify
+or parse_expr: they eval) in worker processes that are killed when a check overruns. Answers or
+golds beyond MAX_TEXT_CHARS that are not plain numbers are unverified (None), never guessed.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from fractions import Fraction
 
 from r1data.errors import InputError
 from r1data.filters.bounded import BoundedPool
 from r1data.filters.extract import boxed_spans, extract_answer, last_boxed, split_think
+from r1data.filters.numbers import exact, same
 
-MAX_ANSWER_CHARS = 400  # a longer "answer" is not an answer; refuse before any parsing
+MAX_ANSWER_CHARS = 400  # a longer "answer" is not an answer for sympy; refused before parsing
+MAX_TEXT_CHARS = 2000  # beyond this (spaces collapsed) only plain numbers are decided
+UNVERIFIED = "unverified"  # _quick_verdict: too large to decide, the verdict is None
 _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?[.:]?$")
 _CHOICE_IN = re.compile(r"^\(?([A-E])\)?(?:[.:\s]|$)")
 _CHOICE_LEAD = re.compile(r"^\(([A-E])\)\s*")
@@ -40,8 +47,10 @@ _EXPONENT_TOKEN = re.compile(r"\s*(\\[A-Za-z]+|\d+|.)")  # unbraced: one token, 
 
 
 def normalise(ans: str) -> str:
-    """Surface forms that mean the same thing: $, \\dfrac, units, degrees, thousands separators."""
-    s = ans.strip()
+    """Surface forms that mean the same thing: $, \\dfrac, units, degrees, thousands separators,
+    percent (a unit: dropped, see filters/numbers.py). Runs of whitespace are collapsed first,
+    so no `\\s*` below can scan a long run more than once."""
+    s = " ".join(ans.split())
     s = s.replace("\\$", "").replace("$", "")
     s = re.sub(r",\\!\s*", ",", s)  # 11,\! 111 -> 11,111
     s = s.replace("{,}", ",")  # 1{,}000
@@ -49,7 +58,7 @@ def normalise(ans: str) -> str:
     s = s.replace("\\left", "").replace("\\right", "").replace("\\displaystyle", "")
     s = re.sub(r"(?<!\\)\\[!,;: ]|~", " ", s)  # thin spaces, not the \\ row separator
     s = re.sub(r"\^\s*\{?\\circ\}?|°|\\degree", "", s)
-    s = s.replace("\\%", "%")
+    s = s.replace("\\%", "").replace("%", "")
     s = _TEXT_UNIT.sub("", s)
     s = _TEXT.sub(lambda m: m.group(1), s)
     if not re.search(r"[(\[{]", s):  # inside tuples and intervals a comma separates: (2,12)
@@ -104,24 +113,16 @@ def _choice(s: str) -> str | None:
 
 
 _ASSIGN = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=<>]+)$")
-_INT_OR_DEC = re.compile(r"^-?\d+(?:\.\d+)?$")
-_FRAC = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(\d+)\}$|^(-?\d+)\s*/\s*(\d+)$")
 
 
-def _exact_number(s: str) -> Fraction | None:
-    """Integers, decimals and integer fractions, exactly: most answers never need sympy."""
-    s = s.replace(" ", "")
-    if _INT_OR_DEC.match(s) and len(s) < 40:
-        return Fraction(s)
-    m = _FRAC.match(s)
-    if m and len(s) < 40:
-        if m.group(2) is not None:
-            num, den = int(m.group(2)), int(m.group(3))
-            num = -num if m.group(1) else num
-        else:
-            num, den = int(m.group(4)), int(m.group(5))
-        return Fraction(num, den) if den else None
-    return None
+def _exact_verdict(g: str, a: str) -> bool | str | None:
+    """Both sides exact numbers: True/False, or UNVERIFIED when too big to decide; None when
+    either side is not an exact number."""
+    gn, an = exact(g), exact(a)
+    if gn is None or an is None:
+        return None
+    verdict = same(gn, an)
+    return UNVERIFIED if verdict is None else verdict
 
 
 def _exponent(s: str, i: int) -> tuple[str, int]:
@@ -171,52 +172,63 @@ def _symbolic(gold: str, answer: str) -> bool:
     return bool(verify(g, a, timeout_seconds=None))
 
 
+def _warm() -> None:
+    """Worker start-up, before it says ready: import math-verify and sympy, parse once."""
+    _symbolic("\\frac{\\sqrt{8}}{2}", "\\sqrt{2}")
+
+
 _POOL: BoundedPool | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def _pool(workers: int | None = None) -> BoundedPool:
+    """The symbolic workers, started (and warmed) on first need, before any check's clock."""
     global _POOL
-    if _POOL is None:
-        size = workers or int(os.environ.get("R1DATA_MATH_WORKERS") or os.cpu_count() or 1)
-        _POOL = BoundedPool("r1data.filters.math:_symbolic", size)
-    return _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            size = workers or int(os.environ.get("R1DATA_MATH_WORKERS") or os.cpu_count() or 1)
+            _POOL = BoundedPool("r1data.filters.math:_symbolic", size,
+                                warm="r1data.filters.math:_warm")
+        return _POOL
 
 
 def answers_equal(gold: str, answer: str | None, *, timeout: float = 5.0) -> bool | None:
-    """Equivalence of two extracted answers; None when the check ran out of time."""
+    """Equivalence of two extracted answers; None when the check ran out of time or the
+    answer is too large to decide (see MAX_TEXT_CHARS)."""
+    got = _local(gold, answer)
+    return _symbolically(str(gold), answer, got, timeout) if isinstance(got, tuple) else got
+
+
+def _local(gold: str, answer: str | None) -> bool | None | tuple[str, str]:
+    """The verdict without the worker pool (True, False, None for unverified), or the
+    normalised pair that needs sympy. Most pairs end here, so a batch needs no thread per pair."""
     gold = str(gold)  # datasets hand over integer golds too
     if answer is None or not gold.strip():
         return False
-    key = (gold, answer)
-    verdict = _CACHE.get(key)  # one lookup: another thread may clear the cache meanwhile
+    verdict = _CACHE.get((gold, answer))  # one lookup: another thread may clear the cache
     if verdict is not None:
         return verdict
-    verdict = _answers_equal(gold, answer, timeout)
+    got = _quick_verdict(gold, answer)
+    if got is UNVERIFIED:
+        return None
+    if isinstance(got, bool):
+        _remember((gold, answer), got)
+    return got
+
+
+def _symbolically(gold: str, answer: str, pair: tuple[str, str], timeout: float) -> bool | None:
+    verdict = _pool().call(list(pair), timeout)
     if verdict is not None:  # a timeout may pass on a quieter machine: not cached
-        _remember(key, verdict)
+        _remember((gold, answer), verdict)
     return verdict
 
 
 def _remember(key: tuple[str, str], verdict: bool) -> None:
+    if len(key[0]) + len(key[1]) > MAX_TEXT_CHARS:
+        return  # huge pairs are decided in linear time anyway; do not hold them in memory
     if len(_CACHE) >= CACHE_SIZE:
         _CACHE.clear()
     _CACHE[key] = verdict
-
-
-def _decide_locally(gold: str, answer: str | None) -> bool | None:
-    """answers_equal without the worker pool: the verdict, or None when sympy must decide.
-    Most pairs end here, so a batch needs no thread per pair."""
-    gold = str(gold)
-    if answer is None or not gold.strip():
-        return False
-    key = (gold, answer)
-    verdict = _CACHE.get(key)
-    if verdict is None:
-        got = _quick_verdict(gold, answer)
-        if not isinstance(got, bool):
-            return None
-        _remember(key, verdict := got)
-    return verdict
 
 
 CACHE_SIZE = 200_000  # per process: a run repeats the same (gold, answer) across prompts
@@ -233,17 +245,23 @@ def _assigned(s: str) -> str | None:
     return ", ".join(m.group(1).strip() for m in found) if len(names) == 1 else None
 
 
-def _answers_equal(gold: str, answer: str, timeout: float) -> bool | None:
-    got = _quick_verdict(gold, answer)
-    return got if isinstance(got, bool) else _pool().call(list(got), timeout)
-
-
-def _quick_verdict(gold: str, answer: str) -> bool | tuple[str, str]:
-    """The verdict from normalised strings and exact numbers, or the normalised pair that
-    needs the symbolic check."""
-    if len(answer) > 10 * MAX_ANSWER_CHARS:  # not an answer; not worth normalising
-        return answer.strip() == gold.strip()
-    g, a = normalise(gold_answer(gold)), normalise(answer)
+def _quick_verdict(gold: str, answer: str) -> bool | str | tuple[str, str]:
+    """The verdict from exact numbers and normalised strings, UNVERIFIED when the text is too
+    large to decide, or the normalised pair that needs the symbolic check."""
+    verdict = _exact_verdict(gold, answer)  # a plain-number gold as it stands, any length
+    if verdict is not None:
+        return verdict
+    g = gold_answer(gold)
+    verdict = _exact_verdict(g, answer) if g != gold else None
+    if verdict is not None:
+        return verdict
+    if len(g) > MAX_TEXT_CHARS or len(answer) > MAX_TEXT_CHARS:
+        gs, as_ = " ".join(g.split()), " ".join(answer.split())
+        if gs == as_:
+            return True
+        if len(gs) > MAX_TEXT_CHARS or len(as_) > MAX_TEXT_CHARS:
+            return UNVERIFIED
+    g, a = normalise(g), normalise(answer)
     if not a:
         return False
     if "=" not in g and "=" in a:  # "x = 3" answers "3" (math-verify agrees)
@@ -251,12 +269,9 @@ def _quick_verdict(gold: str, answer: str) -> bool | tuple[str, str]:
     g, a = _decimal(g, a), _decimal(a, g)
     if g == a or _squash(g) == _squash(a):
         return True
-    gn, an = _exact_number(g), _exact_number(a)
-    if gn is not None and an is not None:
-        if gn == an:
-            return True
-        if gn.denominator == an.denominator == 1 and "." not in g + a:
-            return False  # two different integers; decimals go on to tolerant comparison
+    verdict = _exact_verdict(g, a)  # numbers once units, $ and \\text are gone
+    if verdict is not None:
+        return verdict
     gc = _choice(g)
     if gc:  # multiple choice: letters compare as letters ("(C) 12" answers C)
         lead = _CHOICE_IN.match(a)
@@ -304,12 +319,13 @@ def verify_batch(completions: list[str], golds: list[str], *, timeout: float = 5
 def verify_answers(answers: list[str | None], golds: list[str], *, timeout: float = 5.0,
                    workers: int | None = None) -> list[bool | None]:
     """verify_batch for answers already extracted (the filter runner extracts once)."""
-    results = {p: _decide_locally(*p) for p in dict.fromkeys(zip(golds, answers, strict=True))}
-    symbolic = [p for p, v in results.items() if v is None]
+    results = {p: _local(*p) for p in dict.fromkeys(zip(golds, answers, strict=True))}
+    symbolic = [(p, v) for p, v in results.items() if isinstance(v, tuple)]
     if symbolic:
         workers = workers or int(os.environ.get("R1DATA_MATH_WORKERS") or os.cpu_count() or 1)
         _pool(workers)
         with ThreadPoolExecutor(max_workers=workers) as ex:
-            results.update(zip(symbolic, ex.map(
-                lambda p: answers_equal(p[0], p[1], timeout=timeout), symbolic), strict=True))
+            results.update(zip((p for p, _ in symbolic), ex.map(
+                lambda pv: _symbolically(str(pv[0][0]), pv[0][1], pv[1], timeout), symbolic),
+                strict=True))
     return [results[(g, a)] for g, a in zip(golds, answers, strict=True)]
