@@ -35,9 +35,8 @@ import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 
+from r1data.chat import completion_text, split_think
 from r1data.errors import InputError
-from r1data.filters.extract import split_think
-from r1data.filters.rewards import completion_text
 from r1data.filters.sandbox import RunResult, require_code_isolation, run_python
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)

@@ -1,23 +1,22 @@
 """Verifiers as GRPO rewards: `fn(completions, **columns) -> list[float | None]` (open-r1/TRL).
 
-The same functions decide rejection sampling, so RL optimises exactly what curation keeps.
-None means "cannot be verified" (no gold, time ran out), not 0. Completions may be strings or
-chat messages (`[{"role": "assistant", "content": ...}]`).
+Each reward wraps a batch check of r1data.filters.verdicts, the function `r1data filter` calls
+for the same verdict, so RL optimises exactly what curation keeps (tests/filters/
+test_rewards_are_filters.py). None means "cannot be verified" (no gold, time ran out), not 0.
+Completions may be strings or chat messages (`[{"role": "assistant", "content": ...}]`);
+the columns a reward needs come as dataset columns (answer, domain, meta, tests, ...).
+The name -> reward registry is r1data.filters.registry.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable
 
-from r1data.chat import completion_text, prompt_text, split_think
+from r1data.chat import completion_text, split_think
 from r1data.errors import ConfigError
+from r1data.filters import verdicts as V
 
 Reward = Callable[..., list[float | None]]
-
-
-_text = completion_text
 
 
 def _column(columns: dict, name: str, n: int, default=None) -> list:
@@ -31,122 +30,78 @@ def _column(columns: dict, name: str, n: int, default=None) -> list:
     return [v] * n
 
 
-_NUMBER_LIST = re.compile(r"\[\s*(-?\d+(?:\s*,\s*-?\d+)+)\s*\]")
-_EQUALS = re.compile(r"(?:equals?|equal to|reach(?:es)?|target(?: number)?(?: is|:)?|=)\s*"
-                     r"(-?\d+)", re.IGNORECASE)
+def _texts(completions: list) -> list[str]:
+    return [completion_text(c) for c in completions]
 
 
-def countdown_task(numbers=None, target=None, *, meta=None, answer=None, problem=None
-                   ) -> tuple[list[int], int] | None:
-    """(numbers, target) from the first source that has them: the columns, the prompt's meta,
-    a JSON answer ({"numbers": [...], "target": N}), a plain integer answer for the target,
-    and the problem text ("Using the numbers [3, 5, 7], create an equation that equals 22")."""
-    for source in (meta, answer):
-        if isinstance(source, str) and source.lstrip().startswith("{"):
-            try:
-                source = json.loads(source)
-            except json.JSONDecodeError:
-                source = None
-        if isinstance(source, dict):
-            numbers = numbers if numbers is not None else source.get("numbers",
-                                                                     source.get("nums"))
-            target = target if target is not None else source.get("target")
-    if target is None and isinstance(answer, (int, str)) and str(answer).strip().lstrip(
-            "-").isdigit():
-        target = int(answer)
-    text = prompt_text(problem)
-    if numbers is None and text:
-        m = _NUMBER_LIST.search(text)
-        numbers = [int(x) for x in m.group(1).split(",")] if m else None
-    if target is None and text:
-        m = _EQUALS.search(text)
-        target = int(m.group(1)) if m else None
-    if numbers is None or target is None:
-        return None
-    try:
-        return [int(x) for x in numbers], int(target)
-    except (TypeError, ValueError):
-        return None
+def _passed(ok: bool | None) -> float | None:
+    return None if ok is None else float(ok)
 
 
 def accuracy_reward(completions: list, **columns) -> list[float | None]:
-    """1.0 if correct: math by symbolic equivalence, countdown by safe arithmetic, code by tests.
+    """1.0 if correct (the filter's `correct`): math by symbolic equivalence, countdown by safe
+    arithmetic, code by its tests in the sandbox; None where it cannot be verified.
 
     Columns: `answer` (gold), `domain` (math when absent), for countdown `numbers`/`target`
-    or `meta`, else parsed from the answer or the prompt; code needs r1data.filters.code.
+    or `meta`, else parsed from the answer or the prompt; for code `tests` (+ `entry_point`).
     """
-    from r1data.filters import logic
-    from r1data.filters import math as math_v
-
     n = len(completions)
-    texts = [_text(c) for c in completions]
-    golds = _column(columns, "answer", n)
+    texts = _texts(completions)
     domains = [d or "math" for d in _column(columns, "domain", n, "math")]
-    out: list[float | None] = [None] * n
-    math_idx = [i for i in range(n) if domains[i] == "math" and golds[i] not in (None, "")]
-    if math_idx:
-        res = math_v.verify_batch([texts[i] for i in math_idx], [str(golds[i]) for i in math_idx])
-        for i, r in zip(math_idx, res, strict=True):
-            out[i] = None if r is None else float(r)
-    numbers, targets = _column(columns, "numbers", n), _column(columns, "target", n)
-    metas = _column(columns, "meta", n)
-    problems = _column(columns, "problem", n)
+    tests = _column(columns, "tests", n)
+    if any(d == "code" and t for d, t in zip(domains, tests, strict=True)):
+        from r1data.filters.sandbox import require_code_isolation
+
+        require_code_isolation()  # RL runs model code: fail closed without namespaces
     prompts = _column(columns, "prompts", n) if "prompts" in columns else \
         _column(columns, "prompt", n)
-    for i in range(n):
-        if domains[i] != "countdown":
-            continue
-        task = countdown_task(numbers[i], targets[i], meta=metas[i], answer=golds[i],
-                              problem=problems[i] or prompts[i])
-        if task is not None:
-            out[i] = float(logic.countdown_correct(texts[i], *task))
-    code_idx = [i for i in range(n) if domains[i] == "code"]
-    if code_idx:
-        try:
-            from r1data.filters import code
-        except ModuleNotFoundError as e:  # the code sandbox is optional: unverifiable
-            if e.name != "r1data.filters.code":
-                raise
-            return out
-        sub = {k: [v[i] for i in code_idx] if isinstance(v, (list, tuple)) else v
-               for k, v in columns.items()}
-        for i, r in zip(code_idx, code.code_reward([texts[i] for i in code_idx], **sub),
-                        strict=True):
-            out[i] = r
-    return out
+    problems = [p or q for p, q in zip(_column(columns, "problem", n), prompts, strict=True)]
+    return [_passed(ok) for ok in V.correct_batch(
+        texts, _column(columns, "answer", n), domains, metas=_column(columns, "meta", n),
+        problems=problems, tests=tests, entry_points=_column(columns, "entry_point", n),
+        numbers=_column(columns, "numbers", n), targets=_column(columns, "target", n))]
 
 
 def format_reward(completions: list, **columns) -> list[float | None]:
-    """1.0 for the R1 format (one think block, boxed answer for math, not truncated)."""
-    from r1data.filters.readability import check_format
-
+    """1.0 for the filter's format_ok: one think block, a boxed answer for math and countdown,
+    not truncated (`finish_reason` column), no repetition loop (Gopher rules)."""
     n = len(completions)
-    domains = _column(columns, "domain", n, "math")
-    finish = _column(columns, "finish_reason", n)
-    return [float(check_format(_text(c), f, domain=d, check_repetition=False)[0])
-            for c, d, f in zip(completions, domains, finish, strict=True)]
+    domains = [d or "math" for d in _column(columns, "domain", n, "math")]
+    return [float(ok) for ok, _, _ in V.format_batch(
+        _texts(completions), _column(columns, "finish_reason", n),
+        domains)]
 
 
-def language_reward(completions: list, **columns) -> list[float | None]:
-    """R1 §2.3.2: share of target-language words in the chain of thought."""
-    from r1data.filters.language import consistency_batch
+def make_language_reward(min_consistency: float = V.MIN_CONSISTENCY) -> Reward:
+    """R1 §2.3.2: the share of target-language words in the chain of thought, 0 when the
+    answer is in another language; it passes (>= min_consistency) exactly when the filter's
+    language checks do. Column: `target_language` (default en)."""
+    if not 0.0 < min_consistency <= 1.0:
+        raise ConfigError(f"language reward: min_consistency must be in (0, 1], got "
+                          f"{min_consistency}")
 
-    n = len(completions)
-    targets = _column(columns, "target_language", n, "en")
-    texts = [split_think(_text(c))[0] or _text(c) for c in completions]
-    out: list[float | None] = [0.0] * n
-    for lang in set(targets):
-        idx = [i for i in range(n) if targets[i] == lang]
-        for i, v in zip(idx, consistency_batch([texts[i] for i in idx], lang), strict=True):
-            out[i] = v
-    return out
+    def language_reward(completions: list, **columns) -> list[float | None]:
+        n = len(completions)
+        targets = _column(columns, "target_language", n, "en")
+        parts = [split_think(t) for t in _texts(completions)]
+        out: list[float | None] = [0.0] * n
+        for lang in dict.fromkeys(targets):
+            idx = [i for i in range(n) if targets[i] == lang]
+            got = V.language_batch([parts[i][1] for i in idx], [parts[i][0] for i in idx], lang,
+                                   min_consistency=min_consistency)
+            for i, (_, _, cons, reason) in zip(idx, got, strict=True):
+                out[i] = 0.0 if reason == "wrong_language" else cons
+        return out
+
+    return language_reward
 
 
 def repetition_reward(completions: list, **columns) -> list[float | None]:
-    """Penalty in [-1, 0]: minus the repeated fraction (lines or 10-grams)."""
-    from r1data.filters.readability import repetition_score
-
-    return [-repetition_score(_text(c)) for c in completions]
+    """Penalty in [-1, 0]: minus the repeated fraction (lines or 10-grams), the filter's
+    `repetition` column."""
+    n = len(completions)
+    return [-score for _, _, score in V.format_batch(
+        _texts(completions), [None] * n, ["general"] * n)]
 
 
 def make_length_reward(max_tokens: int = 1024, *, chars_per_token: float = 4.0) -> Reward:
@@ -159,7 +114,7 @@ def make_length_reward(max_tokens: int = 1024, *, chars_per_token: float = 4.0) 
         counts = _column(columns, "num_tokens", len(completions))
         out: list[float | None] = []
         for c, k in zip(completions, counts, strict=True):
-            tokens = k if k is not None else len(_text(c)) / chars_per_token
+            tokens = k if k is not None else len(completion_text(c)) / chars_per_token
             out.append(max(-1.0, min(0.0, (max_tokens - tokens) / max_tokens)))
         return out
 
@@ -171,20 +126,10 @@ def instructions_reward(completions: list, **columns) -> list[float | None]:
 
     Columns (IFEval / IFBench names): `instruction_id_list` and `kwargs` (one dict per id).
     """
-    from r1data.filters.instructions import followed
-
     n = len(completions)
-    ids = _column(columns, "instruction_id_list", n)
-    kws = _column(columns, "kwargs", n)
-    out: list[float | None] = []
-    for c, iid, kw in zip(completions, ids, kws, strict=True):
-        if not iid:
-            out.append(None)
-            continue
-        kw = json.loads(kw) if isinstance(kw, str) else (kw or [{}] * len(iid))
-        ok = followed(split_think(_text(c))[1], list(iid), list(kw))
-        out.append(sum(ok) / len(ok))
-    return out
+    return V.instructions_batch([split_think(t)[1] for t in _texts(completions)],
+                                _column(columns, "instruction_id_list", n),
+                                _column(columns, "kwargs", n))
 
 
 def make_reward_model_reward(path: str, *, batch_size: int = 8, max_length: int = 1024
@@ -213,7 +158,7 @@ def make_reward_model_reward(path: str, *, batch_size: int = 8, max_length: int 
         for p, c in zip(prompts, completions, strict=True):
             user = p if isinstance(p, str) else (p[-1]["content"] if p else "")
             chat = [{"role": "user", "content": user},
-                    {"role": "assistant", "content": split_think(_text(c))[1]}]
+                    {"role": "assistant", "content": split_think(completion_text(c))[1]}]
             texts.append(tok.apply_chat_template(chat, tokenize=False) if tok.chat_template
                          else f"{user}\n{chat[1]['content']}")
         scores: list[float | None] = []
@@ -227,32 +172,8 @@ def make_reward_model_reward(path: str, *, batch_size: int = 8, max_length: int 
     return reward_model
 
 
-REWARDS: dict[str, Reward] = {
-    "accuracy": accuracy_reward,
-    "format": format_reward,
-    "language": language_reward,
-    "repetition": repetition_reward,
-    "length": make_length_reward(),
-    "instructions": instructions_reward,
-}
-
-
 def get_reward(name: str) -> Reward:
-    """A registered reward by name: a key of REWARDS, `code` (the sandbox, imported on first
-    use) or `rm:PATH` (a learned reward model). Unknown names raise ConfigError listing the
-    known ones. Configurable rewards are built by their factories (make_length_reward)."""
-    if name.startswith("rm:"):
-        return make_reward_model_reward(name[3:])
-    if name == "code":
-        try:
-            from r1data.filters.code import code_reward
-        except ModuleNotFoundError as e:
-            if e.name != "r1data.filters.code":
-                raise
-            raise ConfigError("reward 'code' needs r1data.filters.code (the sandbox)") from None
-        return code_reward
-    try:
-        return REWARDS[name]
-    except KeyError:
-        known = ", ".join(sorted([*REWARDS, "code", "rm:PATH"]))
-        raise ConfigError(f"unknown reward {name!r}; known: {known}") from None
+    """A registered reward by name (see r1data.filters.registry)."""
+    from r1data.filters.registry import get_reward as lookup
+
+    return lookup(name)

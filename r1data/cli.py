@@ -9,9 +9,18 @@ from typing import Annotated
 
 import typer
 
-from r1data.chat import R1_SYSTEM_PROMPT
-from r1data.config import GenerateConfig, load_config
+from r1data.config import (
+    DEFAULT_TEACHER,
+    GenerateConfig,
+    field_defaults,
+    load_config,
+    signature_defaults,
+)
 from r1data.errors import InputError, R1DataError
+from r1data.evaluate import evaluate
+from r1data.export import export
+from r1data.filtering import FilterConfig
+from r1data.selection import SelectConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="DeepSeek-R1-style reasoning data: sample, verify, select, export, train.")
@@ -117,39 +126,46 @@ def models_list():
 
 
 # --- generate -----------------------------------------------------------------------------------
-_D = GenerateConfig.model_fields
+_G = field_defaults(GenerateConfig)
+
+
+def _given(help: str, default, *names: str):
+    """An option that overrides the config only when given (its value is None otherwise);
+    --help shows the config model's default."""
+    return typer.Option(*names, help=help, show_default=str(default))
 
 
 @app.command()
 def generate(
     store: StoreOpt,
     run: Annotated[str, typer.Option(help="Run name; rerunning it resumes.")],
-    model: Annotated[str, typer.Option(help="Local HF folder, or a prepared name (smollm2).")
-                     ] = "smollm2",
-    engine: Annotated[str, typer.Option(help="vllm (offline) or openai (a server).")] = "vllm",
-    n: Annotated[int, typer.Option(help="Samples per prompt (R1: 64).")] = _D["n"].default,
-    temperature: Annotated[float, typer.Option(help="R1: 0.6.")] = _D["temperature"].default,
-    top_p: Annotated[float, typer.Option(help="R1: 0.95.")] = _D["top_p"].default,
-    max_tokens: Annotated[int, typer.Option(help="Max new tokens per sample.")
-                          ] = _D["max_tokens"].default,
-    seed: Annotated[int, typer.Option(help="Engine seed.")] = _D["seed"].default,
+    model: Annotated[str | None, _given("Local HF folder, or a prepared name (smollm2).",
+                                        DEFAULT_TEACHER)] = None,
+    engine: Annotated[str | None, _given("vllm (offline) or openai (a server).",
+                                         _G["engine"])] = None,
+    n: Annotated[int | None, _given("Samples per prompt (R1: 64).", _G["n"])] = None,
+    temperature: Annotated[float | None, _given("R1: 0.6.", _G["temperature"])] = None,
+    top_p: Annotated[float | None, _given("R1: 0.95.", _G["top_p"])] = None,
+    max_tokens: Annotated[int | None, _given("Max new tokens per sample.", _G["max_tokens"])
+                          ] = None,
+    seed: Annotated[int | None, _given("Engine seed.", _G["seed"])] = None,
     source: Annotated[list[str] | None, typer.Option(help="Only prompts of this source.")] = None,
     where: Annotated[str | None, typer.Option(help="SQL WHERE over the prompts view.")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many prompts.")] = None,
-    system_prompt: Annotated[str | None, typer.Option(
-        help="System prompt; '' for none.", show_default="the R1 prompt of r1data.config")
-    ] = None,
-    shard_prompts: Annotated[int, typer.Option(help="Prompts per shard.")
-                             ] = _D["shard_prompts"].default,
-    max_model_len: Annotated[int | None, typer.Option(help="vLLM context length.")] = None,
+    system_prompt: Annotated[str | None, _given("System prompt; '' for none.",
+                                                "the R1 prompt of r1data.chat")] = None,
+    shard_prompts: Annotated[int | None, _given("Prompts per shard.", _G["shard_prompts"])
+                             ] = None,
+    max_model_len: Annotated[int | None, _given("vLLM context length.", _G["max_model_len"])
+                             ] = None,
     enforce_eager: Annotated[bool | None, typer.Option(
         help="vLLM without torch.compile (default: on for CPU).")] = None,
     base_url: Annotated[list[str] | None, typer.Option(
         help="openai engine: server URL(s) ending in /v1, round-robin.")] = None,
-    concurrency: Annotated[int, typer.Option(help="openai engine: requests in flight.")
-                           ] = _D["concurrency"].default,
-    config: Annotated[Path | None, typer.Option(help="YAML GenerateConfig (flags override).")
-                      ] = None,
+    concurrency: Annotated[int | None, _given("openai engine: requests in flight.",
+                                              _G["concurrency"])] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="YAML GenerateConfig; the flags given override its fields.")] = None,
     progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
 ):
     """Sample N completions per prompt with the R1 defaults (n=64, T=0.6, top-p=0.95).
@@ -159,13 +175,13 @@ def generate(
     from r1data.generate import generate as run_generate
     from r1data.models import resolve
 
-    cfg = load_config(GenerateConfig, config, model=resolve(model), engine=engine, n=n,
-                      temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
-                      system_prompt=R1_SYSTEM_PROMPT if system_prompt is None
-                      else (system_prompt or None),
-                      shard_prompts=shard_prompts,
-                      max_model_len=max_model_len, enforce_eager=enforce_eager,
-                      base_url=base_url or None, concurrency=concurrency)
+    cfg = load_config(GenerateConfig, config, fallbacks={"model": DEFAULT_TEACHER},
+                      model=model, engine=engine, n=n, temperature=temperature, top_p=top_p,
+                      max_tokens=max_tokens, seed=seed, system_prompt=system_prompt,
+                      shard_prompts=shard_prompts, max_model_len=max_model_len,
+                      enforce_eager=enforce_eager, base_url=base_url or None,
+                      concurrency=concurrency)
+    cfg = cfg.model_copy(update={"model": resolve(cfg.model)})
     st = _store(store)
     rep = run_generate(st, cfg, run, where=where, sources=source, limit=limit, progress=progress)
     _echo(rep.__dict__ | {"shards": len(rep.shards)})
@@ -201,18 +217,27 @@ def query(
 
 
 # --- filter / select / export -------------------------------------------------------------------
+_F = field_defaults(FilterConfig)
+_SEL = field_defaults(SelectConfig)
+_EXP = signature_defaults(export)
+_EV = signature_defaults(evaluate)
+
+
 @app.command("filter")
 def filter_cmd(
     store: StoreOpt,
     run: Annotated[str, typer.Option(help="Run whose samples get verdicts.")],
     filters: Annotated[str, typer.Option(help="Checks that decide keep: correct, format, "
-                                         "language.")] = "correct,format,language",
+                                         "language.")] = ",".join(_F["checks"]),
     target_language: Annotated[str, typer.Option(help="ISO code of the language to keep.")
-                               ] = "en",
+                               ] = _F["target_language"],
     min_consistency: Annotated[float, typer.Option(
-        help="Min share of target-language words in the chain of thought (R1 §2.3.2).")] = 0.9,
-    timeout: Annotated[float, typer.Option(help="Seconds per math or code check.")] = 5.0,
-    workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
+        help="Min share of target-language words in the chain of thought (R1 §2.3.2).")
+    ] = _F["min_consistency"],
+    timeout: Annotated[float, typer.Option(help="Seconds per math or code check.")
+                       ] = _F["timeout"],
+    workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")
+                       ] = _F["workers"],
     progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
 ):
     """Verdicts (correct, format, language, repetition -> keep, reject_reason) for a run.
@@ -221,7 +246,7 @@ def filter_cmd(
     """
     from dataclasses import asdict
 
-    from r1data.filtering import FilterConfig, filter_run
+    from r1data.filtering import filter_run
 
     cfg = FilterConfig(checks=[f.strip() for f in filters.split(",") if f.strip()],
                        target_language=target_language, min_consistency=min_consistency,
@@ -229,22 +254,23 @@ def filter_cmd(
     _echo(asdict(filter_run(_store(store, create=False), run, cfg, progress=progress)))
 
 
-
 @app.command("select")
 def select_cmd(
     store: StoreOpt,
     run: Annotated[str, typer.Option(help="Filtered run to select from.")],
     name: Annotated[str, typer.Option(help="Name of the curated set.")],
-    k: Annotated[int, typer.Option(help="Samples kept per prompt.")] = 4,
-    policy: Annotated[str, typer.Option(help="shortest, random or diverse.")] = "shortest",
-    min_pass_rate: Annotated[float, typer.Option(help="Drop prompts solved less often.")] = 0.0,
-    max_pass_rate: Annotated[float, typer.Option(help="Drop prompts solved more often.")] = 1.0,
+    k: Annotated[int, typer.Option(help="Samples kept per prompt.")] = _SEL["k"],
+    policy: Annotated[str, typer.Option(help="shortest, random or diverse.")] = _SEL["policy"],
+    min_pass_rate: Annotated[float, typer.Option(help="Drop prompts solved less often.")
+                             ] = _SEL["min_pass_rate"],
+    max_pass_rate: Annotated[float, typer.Option(help="Drop prompts solved more often.")
+                             ] = _SEL["max_pass_rate"],
     near_dup: Annotated[float, typer.Option(help="Jaccard (word 5-grams) counted as duplicate."
-                                            )] = 0.9,
+                                            )] = _SEL["near_dup_threshold"],
     decontaminate: Annotated[list[str] | None, typer.Option(
         help="Evaluation file(s); prompts sharing an n-gram with them are dropped.")] = None,
-    ngram: Annotated[int, typer.Option(help="n for decontamination.")] = 8,
-    seed: Annotated[int, typer.Option(help="Seed of the random policy.")] = 0,
+    ngram: Annotated[int, typer.Option(help="n for decontamination.")] = _SEL["ngram"],
+    seed: Annotated[int, typer.Option(help="Seed of the random policy.")] = _SEL["seed"],
 ):
     """Keep at most K passing samples per prompt, without duplicates.
 
@@ -252,7 +278,7 @@ def select_cmd(
     """
     from dataclasses import asdict
 
-    from r1data.selection import SelectConfig, select
+    from r1data.selection import select
 
     cfg = SelectConfig(k=k, policy=policy, min_pass_rate=min_pass_rate,
                        max_pass_rate=max_pass_rate, near_dup_threshold=near_dup,
@@ -266,17 +292,15 @@ def export_cmd(
     curated: Annotated[str, typer.Option(help="Curated set to export.")],
     out: Annotated[Path, typer.Option(help="Output folder (save_to_disk + data/*.parquet).")],
     fmt: Annotated[str, typer.Option("--format", help="sft (messages) or grpo (prompt, answer)."
-                                     )] = "sft",
+                                     )] = _EXP["fmt"],
     test_size: Annotated[float, typer.Option(help="Fraction of prompts in the test split.")
-                         ] = 0.1,
+                         ] = _EXP["test_size"],
     push_to_hub: Annotated[str | None, typer.Option(help="Also push to this hub repo.")] = None,
 ):
     """Write a Hugging Face DatasetDict (train/test) with a dataset card.
 
     Example: r1data export --store st --curated cur --format sft --out data/sft
     """
-    from r1data.export import export
-
     _echo(export(_store(store, create=False), curated, out, fmt=fmt, test_size=test_size,
                  push_to_hub=push_to_hub))
 
@@ -286,22 +310,22 @@ def eval_cmd(
     model: Annotated[str, typer.Option(help="Model folder (or a prepared name) to evaluate.")],
     data: Annotated[Path, typer.Option(help="GRPO-format dataset folder (prompt, answer).")],
     store: StoreOpt,
-    k: Annotated[int, typer.Option(help="Samples per prompt (R1: 64).")] = 64,
-    split: Annotated[str, typer.Option(help="Split to evaluate.")] = "test",
+    k: Annotated[int, typer.Option(help="Samples per prompt (R1: 64).")] = _EV["k"],
+    split: Annotated[str, typer.Option(help="Split to evaluate.")] = _EV["split"],
     run: Annotated[str | None, typer.Option(help="Run name (default: eval-MODEL-DATA).")
                    ] = None,
-    max_tokens: Annotated[int, typer.Option(help="Max new tokens per sample.")] = 1024,
-    seed: Annotated[int, typer.Option(help="Engine seed.")] = 0,
+    max_tokens: Annotated[int, typer.Option(help="Max new tokens per sample.")
+                          ] = _EV["max_tokens"],
+    seed: Annotated[int, typer.Option(help="Engine seed.")] = _EV["seed"],
     system_prompt: Annotated[str, typer.Option(
         help="System prompt ('' for none: R1's usage notes put instructions in the user turn, "
-             "as the trainers do).")] = "",
+             "as the trainers do).")] = _EV["system_prompt"] or "",
     progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
 ):
     """pass@1 (mean over k samples at T=0.6, top-p 0.95), cons@k and pass@k; kept in the store.
 
     Example: r1data eval --model runs/student --data data/grpo --store st --k 64
     """
-    from r1data.evaluate import evaluate
     from r1data.models import resolve
 
     _echo(evaluate(_store(store), resolve(model), data, k=k, split=split, run=run,

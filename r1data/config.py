@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from r1data.chat import R1_SYSTEM_PROMPT, R1_USER_SUFFIX
 from r1data.errors import ConfigError
 
+DEFAULT_TEACHER = "smollm2"  # a model `r1data models prepare` builds offline
+
 
 class GenerateConfig(BaseModel):
     """Teacher sampling: R1 §2.3.3 samples 64 per prompt at temperature 0.6, top-p 0.95."""
@@ -46,15 +48,51 @@ class GenerateConfig(BaseModel):
             raise ValueError("model is empty")
         return v
 
+    @field_validator("system_prompt")
+    @classmethod
+    def _empty_is_none(cls, v: str | None) -> str | None:
+        return v or None  # "" (from a flag or YAML) means no system turn
 
-def load_config(cls: type[BaseModel], path: str | Path | None = None, **overrides) -> BaseModel:
-    """YAML file + overrides -> config, with one-line errors naming the file and field."""
-    data: dict = {}
+
+def field_defaults(cls) -> dict:
+    """name -> default of a pydantic model's or a dataclass's fields (required ones left out):
+    the CLI's --help and its options read them here instead of re-typing them."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(cls):
+        out = {}
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                out[f.name] = f.default_factory()
+        return out
+    return {k: f.get_default(call_default_factory=True) for k, f in cls.model_fields.items()
+            if not f.is_required()}
+
+
+def signature_defaults(fn) -> dict:
+    """name -> default of a library function's keyword arguments (export, evaluate)."""
+    import inspect
+
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def load_config(cls: type[BaseModel], path: str | Path | None = None, *,
+                fallbacks: dict | None = None, **overrides) -> BaseModel:
+    """fallbacks < YAML file < overrides -> config, with one-line errors naming the file and
+    field. An override of None is "not given" (a CLI flag left out), so the YAML's value stays:
+    callers pass only what the user set, never the flag defaults."""
+    data: dict = dict(fallbacks or {})
     if path:
         try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as e:
             raise ConfigError(f"{path}: {str(e).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of field: value")
+        data.update(loaded)
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return cls(**data)

@@ -46,8 +46,13 @@ def ingest_eval_set(store: Store, data: str | Path, split: str) -> tuple[str, in
     return source, rep.read
 
 
-def evaluate(store: Store, model: str, data: str | Path, *, k: int = 64, split: str = "test",
-             run: str | None = None, max_tokens: int = 1024, seed: int = 0, engine=None,
+_GEN = GenerateConfig.model_fields  # eval samples as the teacher does: R1's n, max_tokens
+
+
+def evaluate(store: Store, model: str, data: str | Path, *, k: int = _GEN["n"].default,
+             split: str = "test", run: str | None = None,
+             max_tokens: int = _GEN["max_tokens"].default, seed: int = _GEN["seed"].default,
+             engine=None,
              max_model_len: int | None = None, system_prompt: str | None = None,
              progress: bool = True) -> dict:
     """Generate k samples per prompt, verify them, and return pass@1, cons@k and pass@k.

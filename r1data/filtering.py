@@ -20,16 +20,16 @@ from pathlib import Path
 import pyarrow as pa
 
 from r1data.errors import ConfigError, InputError
+from r1data.filters.registry import CHECKS
+from r1data.filters.verdicts import MIN_CONSISTENCY
 from r1data.store import VERDICTS_SCHEMA, Store, check_name, write_parquet_atomic
-
-CHECKS = ("correct", "format", "language")
 
 
 @dataclass
 class FilterConfig:
     checks: list[str] = field(default_factory=lambda: list(CHECKS))  # which decide `keep`
     target_language: str = "en"  # R1 §2.3.2: answer and chain of thought in the user's language
-    min_consistency: float = 0.9  # share of target-language words in the chain of thought
+    min_consistency: float = MIN_CONSISTENCY  # share of target-language words in the CoT
     timeout: float = 5.0  # seconds per symbolic or code check
     workers: int | None = None  # processes for math checks (default: all cores)
 
@@ -55,87 +55,34 @@ class FilterReport:
     dropped: dict[str, int] = field(default_factory=dict)
 
 
-def _tests_of(tests: str | None):
-    if not tests:
-        return None, None
-    try:
-        obj = json.loads(tests)
-    except json.JSONDecodeError:
-        return tests, None  # plain assert code
-    if isinstance(obj, dict):
-        return obj.get("test"), obj.get("entry_point")
-    return obj, None
-
-
-def correctness(rows: list[dict], answers: list[str | None], cfg: FilterConfig
-                ) -> list[bool | None]:
-    """Per sample: math via the batch verifier, countdown by safe arithmetic, code in a sandbox."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from r1data.filters import logic
-    from r1data.filters import math as math_v
-
-    out: list[bool | None] = [None] * len(rows)
-    math_idx = [i for i, r in enumerate(rows) if r["domain"] == "math" and r["gold"]]
-    if math_idx:
-        verdicts = math_v.verify_answers([answers[i] for i in math_idx],
-                                         [rows[i]["gold"] for i in math_idx],
-                                         timeout=cfg.timeout, workers=cfg.workers)
-        for i, v in zip(math_idx, verdicts, strict=True):
-            out[i] = v
-    for i, r in enumerate(rows):
-        if r["domain"] == "countdown":
-            meta = json.loads(r["meta"] or "{}")
-            if "numbers" in meta and "target" in meta:
-                out[i] = logic.countdown_correct(r["completion"], meta["numbers"], meta["target"])
-    code_idx = [i for i, r in enumerate(rows) if r["domain"] == "code" and r["tests"]]
-    if code_idx:
-        from r1data.filters import code
-
-        def one(i):
-            tests, entry = _tests_of(rows[i]["tests"])
-            return code.code_correct(rows[i]["completion"], tests, entry_point=entry,
-                                     timeout=cfg.timeout)
-
-        with ThreadPoolExecutor(max_workers=cfg.workers or os.cpu_count() or 1) as pool:
-            for i, v in zip(code_idx, pool.map(one, code_idx), strict=True):
-                out[i] = v
-    return out
-
-
 def verdict_rows(rows: list[dict], cfg: FilterConfig, filter_run: str) -> list[dict]:
-    """The verdict of each sample; reject_reason is the first failing check, in R1's order."""
-    from r1data.filters import language, readability
-    from r1data.filters.extract import extract_answer, split_think
-    from r1data.filters.repetition import repetition_batch
+    """The verdict of each sample; reject_reason is the first failing check, in R1's order.
+
+    Every check is a function of r1data.filters.verdicts, the same the GRPO rewards call."""
+    from r1data.filters import verdicts as V
 
     now = dt.datetime.now(dt.UTC)
-    finals = [r["final"] if r["final"] is not None else split_think(r["completion"])[1]
-              for r in rows]
-    found = {f: extract_answer(f) for f in dict.fromkeys(finals)}  # samples repeat answers
-    answers = [found[f] for f in finals]
-    correct = correctness(rows, answers, cfg)  # also without the check: pass rates reported
-    langs, consist = language.language_batch(finals, [r["reasoning"] or "" for r in rows],
-                                             cfg.target_language)  # one fastText call
-    reps = repetition_batch([r["completion"] for r in rows])  # columnar Gopher rules
-    formats = readability.check_format_batch([r["completion"] for r in rows],
-                                             [r["finish_reason"] for r in rows],
-                                             [r["domain"] for r in rows])
+    completions = [r["completion"] for r in rows]
+    finals, answers = V.final_answers(completions, [r["final"] for r in rows])
+    correct = V.correct_batch(  # also without the check: pass rates are reported
+        completions, [r["gold"] for r in rows], [r["domain"] for r in rows], answers=answers,
+        metas=[r["meta"] for r in rows], tests=[r["tests"] for r in rows],
+        problems=[r.get("problem") for r in rows],
+        timeout=cfg.timeout, workers=cfg.workers)
+    formats = V.format_batch(completions, [r["finish_reason"] for r in rows],
+                             [r["domain"] for r in rows])
+    langs = V.language_batch(finals, [r["reasoning"] for r in rows], cfg.target_language,
+                             min_consistency=cfg.min_consistency)
     out = []
-    for r, ok, answer, (lang, prob), cons, (rep_reason, rep_score), (fmt_ok, fmt_reason) in zip(
-            rows, correct, answers, langs, consist, reps, formats, strict=True):
-        if fmt_ok and rep_reason:
-            fmt_ok, fmt_reason = False, rep_reason
+    for r, ok, answer, (fmt_ok, fmt_reason, rep_score), (lang, prob, cons, lang_reason) in zip(
+            rows, correct, answers, formats, langs, strict=True):
         reason = None
         if "format" in cfg.checks and not fmt_ok:
             reason = fmt_reason
         elif "correct" in cfg.checks and ok is not True:
             reason = "incorrect" if ok is False else "unverified"
-        elif "language" in cfg.checks and lang not in (cfg.target_language, "unknown"):
-            reason = "wrong_language"
-        elif ("language" in cfg.checks and r["reasoning"]
-              and cons < cfg.min_consistency):
-            reason = "language_mixing"
+        elif "language" in cfg.checks and lang_reason:
+            reason = lang_reason
         out.append({
             "run": r["run"], "prompt_id": r["prompt_id"], "sample_idx": r["sample_idx"],
             "filter_run": filter_run, "created_at": now, "answer": answer,
@@ -151,12 +98,13 @@ _PROMPTS: dict[str, dict[str, dict]] = {}  # per worker process: store root -> p
 
 
 def _prompts_of(store_root: str) -> dict[str, dict]:
-    """prompt_id -> the columns a verdict needs (not the problem text), read once per process
-    with ParquetFile: pq.read_table would import pyarrow.dataset in every worker."""
+    """prompt_id -> the columns a verdict needs (the problem: a countdown task without meta is
+    read from it, as the reward does), read once per process with ParquetFile:
+    pq.read_table would import pyarrow.dataset in every worker."""
     import pyarrow.parquet as pq
 
     if store_root not in _PROMPTS:
-        cols = ["prompt_id", "domain", "answer", "tests", "meta"]
+        cols = ["prompt_id", "problem", "domain", "answer", "tests", "meta"]
         tables = [pq.ParquetFile(p).read(columns=cols)
                   for p in Store(store_root, create=False).shards("prompts")]
         rows = pa.concat_tables(tables, promote_options="default").to_pylist() if tables else []
@@ -183,7 +131,7 @@ def filter_shard(store_root: str, shard: str, target: str, cfg: dict,
         if p is None:
             raise InputError(f"sample of unknown prompt {s['prompt_id']}", path=shard)
         items.append(s | {"domain": p["domain"], "gold": p["answer"], "tests": p["tests"],
-                          "meta": p["meta"]})
+                          "meta": p["meta"], "problem": p["problem"]})
     done = verdict_rows(items, fc, fc.run_id())
     table = pa.Table.from_pylist(done, schema=VERDICTS_SCHEMA)
     if rows is None:

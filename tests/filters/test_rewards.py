@@ -3,7 +3,8 @@
 import pytest
 
 from r1data.errors import ConfigError
-from r1data.filters.rewards import REWARDS, get_reward
+from r1data.filters.registry import REWARDS
+from r1data.filters.rewards import get_reward
 
 R = "<think>\nok\n</think>\n"
 

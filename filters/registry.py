@@ -1,0 +1,72 @@
+"""The verifiers, written down once: each check's batch function, its reward and its columns.
+
+`r1data filter --filters` takes the `check` names, `r1data train grpo --reward` the reward
+names. Adding a verifier: its batch function in verdicts.py (the one implementation), its
+reward wrapper in rewards.py, one entry here. The code reward is named by module path, so
+rewards and the sandboxed code verifier never import each other.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from r1data.errors import ConfigError
+from r1data.filters import rewards as R
+from r1data.filters import verdicts as V
+
+
+@dataclass(frozen=True)
+class Verifier:
+    check: str | None  # a `r1data filter --filters` name; None: a reward only
+    batch: Callable  # the batch function in verdicts.py both paths call
+    reward: str  # the reward's name in REWARDS
+    columns: tuple[str, ...]  # verdict columns the check writes
+    needs: tuple[str, ...]  # dataset columns the reward reads (GRPO passes them as kwargs)
+
+
+VERIFIERS: tuple[Verifier, ...] = (
+    Verifier("correct", V.correct_batch, "accuracy", ("answer", "correct"),
+             ("answer", "domain", "meta", "tests", "entry_point", "numbers", "target")),
+    Verifier("format", V.format_batch, "format", ("format_ok", "format_reason", "repetition"),
+             ("domain", "finish_reason")),
+    Verifier("language", V.language_batch, "language", ("lang", "lang_prob",
+                                                        "lang_consistency"),
+             ("target_language",)),
+    Verifier(None, V.instructions_batch, "instructions", (),
+             ("instruction_id_list", "kwargs")),
+)
+CHECKS: tuple[str, ...] = tuple(v.check for v in VERIFIERS if v.check)
+
+REWARDS: dict[str, R.Reward] = {
+    "accuracy": R.accuracy_reward,
+    "format": R.format_reward,
+    "language": R.make_language_reward(),
+    "repetition": R.repetition_reward,
+    "length": R.make_length_reward(),
+    "instructions": R.instructions_reward,
+}
+# Rewards whose module is imported on first use ("module:function").
+LAZY_REWARDS = {"code": "r1data.filters.code:code_reward"}
+
+
+def get_reward(name: str) -> R.Reward:
+    """A registered reward by name: a key of REWARDS or LAZY_REWARDS, or `rm:PATH` (a learned
+    reward model). Unknown names raise ConfigError listing the known ones. Configurable
+    rewards are built by their factories (make_length_reward, make_language_reward)."""
+    if name.startswith("rm:"):
+        return R.make_reward_model_reward(name[3:])
+    if name in LAZY_REWARDS:
+        module, fn = LAZY_REWARDS[name].split(":")
+        try:
+            return getattr(importlib.import_module(module), fn)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            raise ConfigError(f"reward {name!r} needs {module}") from None
+    try:
+        return REWARDS[name]
+    except KeyError:
+        known = ", ".join(sorted([*REWARDS, *LAZY_REWARDS, "rm:PATH"]))
+        raise ConfigError(f"unknown reward {name!r}; known: {known}") from None
