@@ -77,7 +77,7 @@ def grpo(
     out: Annotated[str, typer.Option(help="Output folder.")],
     reward: Annotated[list[str] | None, typer.Option(
         help="NAME:WEIGHT, repeatable (accuracy, format, language, repetition, length, code).",
-        show_default="accuracy:1.0 format:0.2")] = None,
+        show_default=" ".join(f"{k}:{v}" for k, v in _G["rewards"].default.items()))] = None,
     num_generations: Annotated[int, typer.Option(help="G per prompt (R1: 16).")
                                ] = _G["num_generations"].default,
     prompts_per_step: Annotated[int, typer.Option()] = _G["prompts_per_step"].default,
