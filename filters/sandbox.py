@@ -160,9 +160,22 @@ def _cgroup_parent(controller: str) -> str | None:
     return None
 
 
+def _remove_stale_cgroups(parent: str, min_age: float = 300.0) -> None:
+    """Empty run cgroups left by an r1data that was SIGKILLed (its sandboxes died with it)."""
+    for name in os.listdir(parent):
+        path = os.path.join(parent, name)
+        try:
+            if name.startswith("r1data-sbx-") and time.time() - os.stat(path).st_mtime > min_age:
+                os.rmdir(path)  # refused while any process is still in it
+        except OSError:
+            continue
+
+
 @functools.lru_cache(maxsize=1)
 def _probe() -> dict:
     cgroups = {c: p for c in ("pids", "memory") if (p := _cgroup_parent(c))}
+    for parent in cgroups.values():
+        _remove_stale_cgroups(parent)
     root = os.geteuid() == 0
     py = _python_for_nobody() if root else sys.executable
     bwrap = shutil.which("bwrap")

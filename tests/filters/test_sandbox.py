@@ -4,9 +4,12 @@ Leftover processes are found by a unique marker in their command line (host /pro
 sandbox's processes too), so the checks do not depend on which user the sandbox runs as.
 """
 
+import json
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -49,10 +52,62 @@ def marker() -> str:
 
 
 def test_full_isolation_on_this_machine():
-    # CI is the same kind of machine (root, util-linux, Debian python3, cgroup v1): strong path.
+    # CI is the same kind of machine (root, bubblewrap, Debian python3, cgroup v1): strong path.
     info = sandbox_info()
     assert info["isolation"] == "namespaces" and info["user"] == "nobody"
+    assert info["backend"] == "bubblewrap" and info["code_rewards"] == "allowed"
     assert "pids cgroup" in info["processes"] and "memory cgroup" in info["memory"]
+
+
+def test_only_usr_and_private_dirs_exist_inside():
+    r = run_python("import json, os\n"
+                   "print(json.dumps([os.listdir('/'), os.getuid(), os.getcwd()]))")
+    top, uid, cwd = json.loads(r.stdout)
+    assert r.ok and uid == 65534 and cwd == "/tmp/w"
+    seen = set(top)
+    assert seen <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "proc", "dev",
+                    "tmp", "var"}
+    assert "usr" in seen and not seen & {"etc", "home", "root", "run", "work", "sys", "opt"}
+
+
+def test_mode_switch_and_unknown_mode(monkeypatch):
+    monkeypatch.setenv("R1DATA_SANDBOX_ISOLATION", "rlimits")
+    assert sandbox_info()["isolation"] == "rlimits"
+    assert run_python("import os\nprint(os.path.isdir('/etc'))").stdout == "True\n"
+    monkeypatch.setenv("R1DATA_SANDBOX_ISOLATION", "chroot")
+    with pytest.raises(ConfigError, match="chroot"):
+        run_python("pass")
+
+
+def test_host_unix_sockets_are_out_of_reach():
+    # A world-writable socket where the host keeps them (/run), and an abstract one.
+    place = tempfile.mkdtemp(prefix="r1data-test-", dir="/run" if os.access("/run", os.W_OK)
+                             else None)
+    path = os.path.join(place, "host.sock")
+    try:
+        os.chmod(place, 0o777)
+        with socket.socket(socket.AF_UNIX) as srv, socket.socket(socket.AF_UNIX) as abstract:
+            srv.bind(path)
+            os.chmod(path, 0o777)
+            abstract.bind(f"\0{os.path.basename(place)}")
+            for s in (srv, abstract):
+                s.listen(1)
+                s.settimeout(0.3)
+            src = ("import socket\n"
+                   f"for addr in ({path!r}, {chr(0) + os.path.basename(place)!r}):\n"
+                   "    try:\n"
+                   "        socket.socket(socket.AF_UNIX).connect(addr)\n"
+                   "        print('connected', repr(addr))\n"
+                   "    except OSError as e:\n"
+                   "        print('refused', type(e).__name__)\n")
+            r = run_python(src)
+            assert r.ok and r.stdout.split() == ["refused", "FileNotFoundError",
+                                                 "refused", "ConnectionRefusedError"]
+            for s in (srv, abstract):
+                with pytest.raises(TimeoutError):
+                    s.accept()
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
 
 
 @pytest.mark.parametrize("isolation", ["namespaces", "rlimits"])
@@ -173,7 +228,7 @@ def test_environment_secrets_are_not_visible(monkeypatch, isolation):
            "        print(open(f'/proc/{pid}/environ', 'rb').read())\n"
            "    except OSError:\n"
            "        pass\n")
-    r = run_python(src, isolation=isolation)
+    r = run_python(src, isolation=isolation, max_output=2**26)  # every process: long output
     assert r.ok
     assert "hunter2-secret-value" not in r.stdout and "R1DATA_TEST_SECRET" not in r.stdout
 
