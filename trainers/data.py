@@ -96,20 +96,20 @@ def pack(examples: list[dict], max_len: int) -> list[dict]:
 
 def collate(rows: list[dict], pad_id: int):
     """Right-padded (ids, labels, position_ids, None). No attention mask: position ids restart
-    at 0 for every packed sample (and for every pad token), and transformers builds the
-    block-diagonal causal mask from them (masking_utils.find_packed_sequence_indices), as a
-    boolean mask or an SDPA/flash kernel's own, never as a (B, 1, T, T) fp32 tensor (4 GiB
-    per 32k-token row)."""
+    at 0 for every packed sample (and for the padding), and attention keeps to each sample
+    from them (trainers/packed_attention.py; transformers' own sdpa derives a block-diagonal
+    mask from them too), never a (B, 1, T, T) fp32 mask (4 GiB per 32k-token row)."""
     import torch
 
     T = max(len(r["input_ids"]) for r in rows)
     B = len(rows)
     ids = torch.full((B, T), pad_id, dtype=torch.long)
     labels = torch.full((B, T), -100, dtype=torch.long)
-    pos = torch.zeros((B, T), dtype=torch.long)  # a pad token is a sample of its own
+    pos = torch.zeros((B, T), dtype=torch.long)
     for i, r in enumerate(rows):
         n = len(r["input_ids"])
         ids[i, :n] = torch.tensor(r["input_ids"])
         labels[i, :n] = torch.tensor(r["labels"])
         pos[i, :n] = torch.tensor(r.get("position_ids", list(range(n))))
+        pos[i, n:] = torch.arange(T - n)  # the padding is one sample of its own
     return ids, labels, pos, None

@@ -96,6 +96,7 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
         load_tokenizer,
     )
     from r1data.trainers.dist import all_sum, no_sync, wrap
+    from r1data.trainers.packed_attention import use_packed_attention
 
     # --- inputs, checked before any compute -----------------------------------------------------
     train_ds = load_split(cfg.data, "train", SFT_COLUMNS)
@@ -137,6 +138,7 @@ def train_sft(cfg: SFTConfig, *, progress: bool = True) -> dict:
 
     # --- model, optimizer, resume ---------------------------------------------------------------
     base = run.load_model(cfg.model)
+    use_packed_attention(base)  # causal attention within each packed sample, no (T, T) mask
     model = wrap(base, world, cfg.fsdp)  # DDP, FSDP2 (base is then sharded in place), or base
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             betas=(0.9, 0.95))
