@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from r1data.chat import completion_text, split_think
+from r1data.chat import completion_text, prompt_text, split_think
 from r1data.errors import ConfigError
 from r1data.filters import verdicts as V
 
@@ -156,7 +156,7 @@ def make_reward_model_reward(path: str, *, batch_size: int = 8, max_length: int 
         prompts = _column(columns, "prompt", len(completions), "")
         texts = []
         for p, c in zip(prompts, completions, strict=True):
-            user = p if isinstance(p, str) else (p[-1]["content"] if p else "")
+            user = prompt_text(p)
             chat = [{"role": "user", "content": user},
                     {"role": "assistant", "content": split_think(completion_text(c))[1]}]
             texts.append(tok.apply_chat_template(chat, tokenize=False) if tok.chat_template
