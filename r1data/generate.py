@@ -41,7 +41,7 @@ def select_prompts(store: Store, *, where: str | None = None, sources: list[str]
         quoted = ", ".join("'" + s.replace("'", "''") + "'" for s in sources)
         clauses.append(f"source IN ({quoted})")
     if where:
-        clauses.append(f"({where})")
+        clauses.append(query.where_clause(where))
     sql = "SELECT prompt_id, source, problem, domain FROM prompts"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)

@@ -1,5 +1,5 @@
 -- r1data views over a sample store. Paths are relative to the store root: run from inside it
--- (cd STORE && duckdb -init views.sql), or let `r1data query` set file_search_path for you.
+-- (cd STORE && duckdb -init views.sql); `r1data query` replaces each glob by the files it matches.
 -- Each table folder holds a 0-row _schema.parquet, so these views exist even on an empty store.
 
 CREATE OR REPLACE VIEW prompts AS

@@ -111,3 +111,106 @@ def test_same_sql_runs_in_plain_duckdb_from_the_store(store):
                          capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": ""})
     assert "11" in out.stdout  # 3 + 8 correct
+
+
+# --- user SQL is read-only ----------------------------------------------------------------------
+def _refused(store, sql, match):
+    """The statement fails with one line and the store (and its folder) is byte-for-byte kept."""
+    from tests.conftest import snapshot
+
+    before, around = snapshot(store.root), sorted(p.name for p in store.root.parent.iterdir())
+    with pytest.raises(InputError, match=match) as e:
+        query.run(store, sql).fetchall()
+    assert "\n" not in str(e.value)
+    assert snapshot(store.root) == before
+    assert sorted(p.name for p in store.root.parent.iterdir()) == around
+
+
+@pytest.mark.parametrize("sql", [
+    "COPY (SELECT 1 AS prompt_id) TO '{part}' (FORMAT parquet)",
+    "COPY prompts TO '{root}/samples/forged/shard-x.parquet'",
+    "ATTACH '{root}/../evil.db' AS e",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "CREATE TABLE t AS SELECT 1",
+    "CREATE OR REPLACE VIEW prompts AS SELECT 1",
+    "INSERT INTO prompts VALUES (1)",
+    "UPDATE prompts SET answer = 'x'",
+    "DELETE FROM prompts",
+    "DROP VIEW prompts",
+    "PRAGMA enable_profiling",
+    "SET enable_external_access = true",
+    "RESET lock_configuration",
+    "SELECT 1; COPY (SELECT 1) TO '{part}'",
+    "EXPLAIN ANALYZE COPY (SELECT 1) TO '{root}/../x.csv'",
+    "EXPORT DATABASE '{root}/../dump'",
+    "",
+])
+def test_query_refuses_every_statement_but_one_select(store, sql):
+    ingest_synth(store, ["arithmetic"], 3, 0, 1)
+    part = store.shards("prompts")[0]
+    _refused(store, sql.format(part=part, root=store.root), "read-only|SQL error")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('/etc/hostname')",
+    "SELECT * FROM glob('/etc/*')",
+    "SELECT * FROM read_text('{root}/../outside.txt')",
+    "SELECT * FROM read_text('prompts/../../outside.txt')",
+    "SELECT * FROM sniff_csv('/etc/passwd')",
+    "SELECT * FROM read_parquet('https://example.com/x.parquet')",
+])
+def test_query_reads_no_file_outside_the_store(store, sql):
+    (store.root.parent / "outside.txt").write_text("secret")
+    _refused(store, sql.format(root=store.root), "read-only")
+
+
+def test_query_still_reads_the_views_and_the_store(store):
+    fill(store, {0: 1, 1: 2})
+    assert query.run(store, "SELECT count(*) FROM samples").fetchall() == [(16,)]
+    assert {r[0] for r in query.run(store, "DESCRIBE prompts").fetchall()} >= {"prompt_id"}
+    assert query.run(store, "SUMMARIZE samples").fetchall()
+    shard = store.shards("samples", "r")[0]
+    assert query.run(store, f"SELECT count(*) FROM read_parquet('{shard}')").fetchall() == [(16,)]
+
+
+@pytest.mark.parametrize("where", [
+    "1=1) UNION SELECT 'x', 'y', 'z', 'w' FROM read_text('/etc/passwd') --",
+    "1=1); COPY (SELECT 1) TO '{part}'; --",
+    "1=1) OR (1=1",
+    "1=1 --",  # a comment may not swallow the closing parenthesis
+    "true; DROP VIEW prompts",
+])
+def test_where_is_one_expression(store, where):
+    from r1data.generate import select_prompts
+    from tests.conftest import snapshot
+
+    ingest_synth(store, ["arithmetic"], 3, 0, 1)
+    before = snapshot(store.root)
+    where = where.format(part=store.shards("prompts")[0])
+    if where == "1=1 --":
+        assert len(select_prompts(store, where=where)) == 3
+        return
+    with pytest.raises(InputError, match=r"--where: (not one SQL expression|read-only)"):
+        select_prompts(store, where=where)
+    assert snapshot(store.root) == before
+
+
+def test_where_selects_by_expression(store):
+    from r1data.generate import select_prompts
+
+    ingest_synth(store, ["arithmetic"], 4, 0, 1)
+    first = sorted(store.read("prompts").column("prompt_id").to_pylist())[0]
+    assert [p["prompt_id"] for p in select_prompts(store, where=f"prompt_id = '{first}'")] == \
+        [first]
+
+
+@pytest.mark.parametrize("name", ["a,b", "it's", "with space", "ünïcødé 数据", "q\"uote,'x'"])
+def test_views_read_stores_at_any_path(tmp_path, name):
+    from r1data.store import Store
+
+    store = Store(tmp_path / name / "store")
+    fill(store, {0: 1, 1: 0})
+    assert query.run(store, "SELECT count(*) FROM prompt_stats").fetchall() == [(2,)]
+    assert query.run(store, query.report_sql("funnel")).fetchall()
