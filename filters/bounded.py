@@ -10,9 +10,11 @@ Three rules make a verdict independent of machine load and of how the caller end
   the caller waits for that outside the call's time budget: the timeout bounds the check, never
   the worker's start;
 - a killed worker is replaced at once, so its successor warms up while others work;
-- a worker dies with its caller: PR_SET_PDEATHSIG (Linux) and, as belt and braces, a watchdog
-  thread that exits when the caller's end of a lifeline pipe closes (it does when the caller
-  dies, however it dies). Each worker's TMPDIR is its own folder, swept once its owner is gone.
+- a worker dies with its caller: PR_SET_PDEATHSIG (Linux) and, as belt and braces, a lifeline
+  pipe whose caller end closes when the caller dies, however it dies: the kernel then sends
+  the worker SIGIO (O_ASYNC; it kills even a worker stuck in C code holding the GIL), and a
+  watchdog thread exits on its EOF. Each worker's TMPDIR is its own folder, swept once its
+  owner is gone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import fcntl
 import importlib
 import json
 import os
@@ -254,8 +257,14 @@ def _die_with_parent(lifeline: int, parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
+    # The kernel signals SIGIO (default action: terminate) when the lifeline's last writer
+    # closes, even while a C call holds the GIL (a big-integer power, math.factorial).
+    with contextlib.suppress(OSError, AttributeError):
+        signal.signal(signal.SIGIO, signal.SIG_DFL)
+        fcntl.fcntl(lifeline, fcntl.F_SETOWN, os.getpid())
+        fcntl.fcntl(lifeline, fcntl.F_SETFL, fcntl.fcntl(lifeline, fcntl.F_GETFL) | os.O_ASYNC)
 
-    def watch() -> None:
+    def watch() -> None:  # for a caller gone before O_ASYNC was set
         with contextlib.suppress(OSError):
             while os.read(lifeline, 1):
                 pass

@@ -89,24 +89,26 @@ def exact(text: str) -> Exact | None:
     if m:
         g = m.groups()
         num, den = (g[0] or g[1], g[2] or g[3]) if (g[0] or g[1]) else (g[4], g[5])
-        value = _ratio(int(num), int(den))
+        value = _ratio(num, den)
     else:
         m = _MIXED.fullmatch(s)
         if not m:
             return None
         g = m.groups()
         num, den = (g[1] or g[2], g[3] or g[4]) if (g[1] or g[2]) else (g[5], g[6])
-        if num.startswith(("-", "+")) or int(num) >= int(den):
+        value = _ratio(num, den) if len(g[0]) <= MAX_EXACT_DIGITS else None
+        if value is None or num.startswith(("-", "+")) or value >= 1:
             return None  # 3\frac{5}{2} is not a mixed number: leave it to sympy
-        value = _ratio(int(num), int(den))
-        value = value if value is None else int(g[0]) + value
+        value = int(g[0]) + value
     if value is None:
         return None
     return Exact(-value if neg else value, None, False)
 
 
-def _ratio(num: int, den: int) -> Fraction | None:
-    return Fraction(num, den) if den else None
+def _ratio(num: str, den: str) -> Fraction | None:
+    if len(num) + len(den) > MAX_EXACT_DIGITS:
+        return None  # not decided here (int() of >4300 digits raises; its cost is quadratic)
+    return Fraction(int(num), int(den)) if int(den) else None
 
 
 def same(g: Exact, a: Exact) -> bool | None:
