@@ -6,7 +6,8 @@ import json
 import random
 from fractions import Fraction
 
-KINDS = ("arithmetic", "expression", "countdown")
+KINDS = ("arithmetic", "expression", "countdown")  # the default set (seeds keep their output)
+ALL_KINDS = (*KINDS, "word")  # word: one-step problems in many phrasings
 
 _NAMES = ["Ann", "Ben", "Carla", "Dev", "Eli", "Fatima", "Goro", "Hana"]
 _ITEMS = ["apples", "pencils", "marbles", "stickers", "books", "coins"]
@@ -80,7 +81,53 @@ def _countdown(rng: random.Random, level: int) -> dict:
                      "solution": expr, "steps": trace}}
 
 
-_MAKERS = {"arithmetic": _arithmetic, "expression": _expression, "countdown": _countdown}
+# --- more phrasings: one-step word problems written many ways (training side) -------------------
+# The templates the exam holds out live in r1data.exam; tests/core/test_exam.py checks that no
+# template here shares a (number-masked) word n-gram with them.
+WORD_TEMPLATES = {
+    "add": [
+        "{name} collected {a} {item} on Monday and {b} {item} on Tuesday. How many {item} did "
+        "{name} collect in all?",
+        "A jar holds {a} {item}. {name} puts in {b} more. How many {item} are in the jar?",
+        "{name} had {a} {item}, then found {b}. What is the number of {item} {name} has?",
+        "If you have {a} {item} and a friend gives you {b}, how many {item} do you have?",
+        "Add {b} {item} to a pile of {a} {item}. How big is the pile?",
+    ],
+    "sub": [
+        "{name} baked {a} {item} and ate {b} of them. How many {item} does {name} still have?",
+        "There were {a} {item} in a box. {b} were taken out. How many {item} stay in the box?",
+        "{name} owns {a} {item} and sells {b}. How many {item} are not sold?",
+        "From {a} {item}, {name} loses {b}. How many {item} remain?",
+        "What is left when {b} {item} are removed from {a} {item}?",
+    ],
+    "mul": [
+        "{name} fills {a} boxes with {b} {item} each. How many {item} are packed?",
+        "Each of {a} friends has {b} {item}. How many {item} do the friends have together?",
+        "{name} reads {b} {item} a day for {a} days. How many {item} is that?",
+        "A row has {b} {item} and there are {a} rows. Count all the {item}.",
+        "What do {a} groups of {b} {item} come to?",
+    ],
+}
+
+
+def _word(rng: random.Random, level: int) -> dict:
+    """A one-step word problem in one of WORD_TEMPLATES' phrasings (level sets the numbers)."""
+    hi = 9 if level <= 1 else 50 if level == 2 else 500
+    name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+    op = rng.choice(sorted(WORD_TEMPLATES))
+    template = rng.randrange(len(WORD_TEMPLATES[op]))
+    a, b = rng.randint(1, hi), rng.randint(1, hi)
+    if op == "sub":
+        a, b = max(a, b), min(a, b)
+    ans = {"add": a + b, "sub": a - b, "mul": a * b}[op]
+    text = WORD_TEMPLATES[op][template].format(name=name, item=item, a=a, b=b)
+    return {"problem": text, "answer": str(ans), "domain": "math",
+            "meta": {"kind": "word", "level": level, "op": op, "template": f"{op}{template}",
+                     "a": a, "b": b, "name": name, "item": item}}
+
+
+_MAKERS = {"arithmetic": _arithmetic, "expression": _expression, "countdown": _countdown,
+           "word": _word}
 
 
 def synth_prompts(kinds: list[str] | tuple[str, ...] = KINDS, n: int = 16, *, seed: int = 0,
@@ -90,7 +137,7 @@ def synth_prompts(kinds: list[str] | tuple[str, ...] = KINDS, n: int = 16, *, se
 
     unknown = [k for k in kinds if k not in _MAKERS]
     if unknown:
-        raise ConfigError(f"unknown synthetic kind(s) {unknown}; known: {', '.join(KINDS)}")
+        raise ConfigError(f"unknown synthetic kind(s) {unknown}; known: {', '.join(ALL_KINDS)}")
     rows = []
     for kind in kinds:
         rng = random.Random(f"{seed}:{kind}:{level}")
@@ -108,3 +155,4 @@ def synth_prompts(kinds: list[str] | tuple[str, ...] = KINDS, n: int = 16, *, se
         r["tests"] = None
         r["meta"] = json.dumps(r["meta"])
     return rows
+

@@ -66,3 +66,16 @@ def test_level_one_is_single_digit():
 def test_unknown_kind():
     with pytest.raises(ConfigError, match="unknown synthetic kind"):
         synth_prompts(["poetry"], 1)
+
+
+def test_word_kind_spans_phrasings_and_answers_match_meta():
+    from r1data.synth import ALL_KINDS, WORD_TEMPLATES
+
+    rows = synth_prompts(["word"], 120, seed=4, level=2)
+    assert "word" in ALL_KINDS and "word" not in KINDS  # the default set keeps its outputs
+    metas = [json.loads(r["meta"]) for r in rows]
+    assert len({m["template"] for m in metas}) == sum(map(len, WORD_TEMPLATES.values()))
+    for r, m in zip(rows, metas, strict=True):
+        want = {"add": m["a"] + m["b"], "sub": m["a"] - m["b"], "mul": m["a"] * m["b"]}[m["op"]]
+        assert int(r["answer"]) == want >= 0 and r["source"] == "synth/word"
+        assert str(m["a"]) in r["problem"] and str(m["b"]) in r["problem"]
