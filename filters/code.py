@@ -306,7 +306,11 @@ def run_asserts(code: str, tests: str, *, entry_point: str | None = None,
             h = run_python(harness, timeout=timeout, fds=(req_w, resp_r, verdict_w))
             os.write(stop_w, b"x")
             s = solution.result()
-        verdict = os.read(verdict_r, 256)
+        os.set_blocking(verdict_r, False)  # the harness is gone: what it wrote is in the pipe
+        try:
+            verdict = os.read(verdict_r, 256)
+        except BlockingIOError:  # nothing written, and a writer still open (rlimits mode)
+            verdict = b""
     finally:
         for fd in (verdict_r, stop_r, stop_w):
             os.close(fd)
@@ -360,9 +364,9 @@ def code_reward(completions: list, **columns) -> list[float | None]:
     """
     n = len(completions)
     texts = [completion_text(c) for c in completions]
-    if n:
-        require_code_isolation()  # once, before any row runs
     tests = [parse_tests(t) for t in _column(columns, "tests", n)]
+    if any(t is not None for t in tests):
+        require_code_isolation()  # once, before any row runs
     entries = _column(columns, "entry_point", n)
 
     def one(i: int) -> float | None:

@@ -121,6 +121,25 @@ def test_str_subclass_equal_to_everything_fails():
     assert fails(LONGEST, body)
 
 
+@pytest.mark.parametrize("hack", [
+    "import os\nos._exit(0)",  # no output at all
+    "print('OK')\nprint('all tests passed')",
+    "import sys\nprint(sys.stdin.read())",  # echoes the input, not the answer
+    "import os, glob\nprint(*[open(p).read() for p in glob.glob('/tmp/**', recursive=True)"
+    " if os.path.isfile(p)])",
+])
+def test_stdin_stdout_hacks_fail(hack):
+    cases = [{"input": "3\n", "output": "6"}, {"input": "21\n", "output": "42"}]
+    assert not code_correct(wrap(hack), cases)
+    assert code_correct(wrap("print(int(input()) * 2)"), cases)
+
+
+def test_rows_without_tests_need_no_sandbox(monkeypatch):
+    monkeypatch.setenv(ISOLATION_ENV, "rlimits")
+    monkeypatch.delenv(ALLOW_UNSANDBOXED, raising=False)
+    assert code_reward([wrap("print(1)")], tests=[None]) == [None]
+
+
 def test_test_source_and_secrets_are_out_of_reach():
     # The test's expected value exists only in the harness; the solution looks everywhere its
     # process can: frames, gc, /proc of every visible process, its fds, and returns what it found.
