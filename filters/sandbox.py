@@ -2,9 +2,9 @@
 
 Threat model. The program is model-written code and hostile: it may try to read secrets, write
 to the host, reach the network or a unix socket, outlive the run, exhaust the machine, or (for
-code rewards, see filters/code.py) fake its own verdict. Two modes; `sandbox_info()` (and the
-`isolation` key of it) says which one this machine is in, and R1DATA_SANDBOX_ISOLATION=rlimits
-forces the weaker one.
+code rewards, see filters/code.py) fake its own verdict. Two modes; `sandbox_info()` says which
+one this machine is in (`python -m r1data.filters.sandbox` prints it), and
+R1DATA_SANDBOX_ISOLATION=rlimits forces the weaker one.
 
 - 'namespaces' (needs Debian's `bubblewrap`; as root the program also runs as `nobody`, without
   capabilities; without root, where unprivileged user namespaces are enabled): each run gets a
@@ -23,8 +23,9 @@ forces the weaker one.
   a daemon behind (it gets PR_SET_PDEATHSIG, its children do not). Code rewards refuse this
   mode unless R1DATA_ALLOW_UNSANDBOXED_CODE=1 (`require_code_isolation`).
 
-Not covered in either mode: kernel exploits (no seccomp filter), CPU-cache side channels, and
-the time and memory a run is allowed to use (those are bounded, not prevented).
+Not covered in either mode: kernel exploits (no seccomp filter), CPU-cache side channels, a
+unix socket someone placed under /usr (visible read-only, and connect() needs no write access to
+the mount), and the time and memory a run is allowed to use (bounded, not prevented).
 
 Thread-safe: no preexec_fn, no signal handlers. The source and stdin travel as memfd files
 (so a program that never reads its stdin cannot block the parent) and resource limits are set
@@ -485,3 +486,9 @@ def run_python(source: str, *, stdin: str = "", timeout: float = 5.0,
         mode = {**mode, "network": True}
     return _run(source, stdin, timeout, cpu_seconds, memory_mb, max_output, nproc, mode, fds,
                 stop_fd)
+
+
+if __name__ == "__main__":  # `python -m r1data.filters.sandbox`: the mode this machine is in
+    import json
+
+    sys.stdout.write(json.dumps(sandbox_info(), indent=1) + "\n")
