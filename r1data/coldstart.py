@@ -80,7 +80,20 @@ def _countdown(m: dict, rng: random.Random) -> tuple[list[str], str]:
     return steps, "The equation is " + boxed(f"{expr} = {m['target']}") + "."
 
 
-_WRITERS = {"arithmetic": _arithmetic, "expression": _expression, "countdown": _countdown}
+def _word(m: dict, rng: random.Random) -> tuple[list[str], str]:
+    a, b, item = m["a"], m["b"], m["item"]
+    sym, verb = {"add": ("+", "add"), "sub": ("-", "subtract"),
+                 "mul": ("\\times", "multiply")}[m["op"]]
+    ans = {"add": a + b, "sub": a - b, "mul": a * b}[m["op"]]
+    steps = [f"The numbers are {a} and {b}, and the question needs me to {verb} them.",
+             f"{a} {sym} {b} = {ans}."]
+    if rng.random() < 0.5:
+        steps.append(f"So the count of {item} is {ans}.")
+    return steps, f"The answer is \\boxed{{{ans}}}."
+
+
+_WRITERS = {"arithmetic": _arithmetic, "expression": _expression, "countdown": _countdown,
+            "word": _word}
 
 
 def worked_solution(meta: dict, rng: random.Random) -> str:
@@ -111,11 +124,20 @@ def cold_start_rows(kinds: list[str], n: int, *, seed: int = 1000, level: int = 
 def write_cold_start(out: str | Path, kinds: list[str], n: int, *, seed: int = 1000,
                      level: int = 1, exclude: set[str] | frozenset = frozenset()) -> dict:
     """A DatasetDict (train only) in the SFT export's layout, ready for `r1data train sft`."""
+    rows = cold_start_rows(kinds, n, seed=seed, level=level, exclude=exclude)
+    save_sft_rows(out, rows, f"# r1data cold start\n\n{len(rows)} worked solutions in the R1 "
+                  f"format (kinds {', '.join(kinds)}, level {level}, seed {seed}), written from "
+                  "the synthetic tasks' own arithmetic; none of the excluded prompts appears.\n")
+    return {"out": str(out), "rows": len(rows)}
+
+
+def save_sft_rows(out: str | Path, rows: list[dict], card: str) -> Path:
+    """SFT rows (`messages`) as a train-only DatasetDict in the SFT export's layout, with its
+    card: what `r1data train sft` reads (the written and the harvested cold starts alike)."""
     import datasets
 
     from r1data.errors import InputError
 
-    rows = cold_start_rows(kinds, n, seed=seed, level=level, exclude=exclude)
     if not rows:
         raise InputError("no cold-start example left after excluding the curated prompts",
                          path=str(out))
@@ -124,8 +146,5 @@ def write_cold_start(out: str | Path, kinds: list[str], n: int, *, seed: int = 1
     datasets.DatasetDict({"train": ds}).save_to_disk(str(out))
     (out / "data").mkdir(exist_ok=True)
     ds.to_parquet(str(out / "data" / "train.parquet"))
-    (out / "README.md").write_text(
-        f"# r1data cold start\n\n{len(rows)} worked solutions in the R1 format "
-        f"(kinds {', '.join(kinds)}, level {level}, seed {seed}), written from the synthetic "
-        "tasks' own arithmetic; none of the excluded prompts appears.\n")
-    return {"out": str(out), "rows": len(rows)}
+    (out / "README.md").write_text(card)
+    return out

@@ -35,3 +35,12 @@ def test_excluded_problems_never_appear(tmp_path):
     ds = datasets.load_from_disk(str(tmp_path / "cs"))["train"]
     assert out["rows"] == len(ds) == 12 and ds[0]["messages"][0]["role"] == "user"
     assert json.loads(json.dumps(ds[0]["messages"]))[1]["content"].startswith("<think>\n")
+
+
+def test_word_kind_worked_solutions_pass_the_verifiers():
+    rows = cold_start_rows(["word"], 30, seed=2, level=2)
+    prompts = synth_prompts(["word"], 30, seed=2, level=2)
+    answers = [r["messages"][1]["content"] for r in rows]
+    assert accuracy_reward(answers, answer=[p["answer"] for p in prompts],
+                           domain=[p["domain"] for p in prompts]) == [1.0] * 30
+    assert all(check_format(a)[0] for a in answers)
