@@ -296,13 +296,15 @@ def export_cmd(
     test_size: Annotated[float, typer.Option(help="Fraction of prompts in the test split.")
                          ] = _EXP["test_size"],
     push_to_hub: Annotated[str | None, typer.Option(help="Also push to this hub repo.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT even if r1data did not write it."
+                                            )] = False,
 ):
     """Write a Hugging Face DatasetDict (train/test) with a dataset card.
 
     Example: r1data export --store st --curated cur --format sft --out data/sft
     """
     _echo(export(_store(store, create=False), curated, out, fmt=fmt, test_size=test_size,
-                 push_to_hub=push_to_hub))
+                 push_to_hub=push_to_hub, overwrite=overwrite))
 
 
 @app.command("eval")
@@ -374,6 +376,50 @@ def flow_serve(
     from r1data.flows.run import serve_pipeline
 
     serve_pipeline(config, cron, name=name)
+
+
+@app.command("exam")
+def exam_cmd(
+    model: Annotated[str, typer.Option(help="Model folder (or a prepared name) to examine.")],
+    store: StoreOpt,
+    label: Annotated[str, typer.Option(help="Name in the runs exam-LABEL-suffix/-plain.")],
+    k: Annotated[int, typer.Option(help="Samples per prompt (T 0.6, top-p 0.95).")] = 8,
+    per_family: Annotated[int, typer.Option(help="Prompts per family (5 families).")] = 24,
+    max_tokens: Annotated[int, typer.Option(help="Max new tokens per sample.")] = 256,
+    progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
+):
+    """The held-out exam, with and without the R1 suffix: pass@1 [95% CI], format, last answer.
+
+    Example: r1data exam --model smollm2 --label base --store st (then: r1data query --report exam)
+    """
+    from r1data.exam import ExamConfig, evaluate_exam
+    from r1data.models import resolve
+
+    _echo(evaluate_exam(_store(store), resolve(model), label,
+                        ExamConfig(k=k, per_family=per_family, max_tokens=max_tokens),
+                        progress=progress))
+
+
+@app.command("harvest")
+def harvest_cmd(
+    model: Annotated[str, typer.Option(help="Base model whose own verified reasoning is kept.")],
+    store: StoreOpt,
+    out: Annotated[Path, typer.Option(help="SFT dataset folder to write.")],
+    config: Annotated[Path | None, typer.Option(help="YAML of HarvestConfig fields.")] = None,
+    n: Annotated[int | None, typer.Option(help="Samples per prompt (default 16).")] = None,
+    progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
+):
+    """Self-harvested cold start: sample the base, keep verified answers, rewrite to the R1
+    format, filter, drop near duplicates, write SFT rows (then: r1data train sft).
+
+    Example: r1data harvest --model smollm2 --store st --out data/coldstart
+    """
+    from r1data.config import load_config
+    from r1data.harvest import HarvestConfig, harvest
+    from r1data.models import resolve
+
+    cfg = load_config(HarvestConfig, config, model=resolve(model), n=n)
+    _echo(harvest(_store(store), cfg, out, progress=progress))
 
 
 @app.command("sql-path")
