@@ -1,7 +1,13 @@
 """Compact GRPO (DeepSeekMath / R1): group sampling, group-normalised advantages, clipped
 per-token ratio, k3 KL to a frozen reference, TRL's loss aggregations.
 
-Stages per step, as TRL: generate -> rewards -> advantages -> loss (num_iterations updates).
+Each step reads as TRL's stages, one function each: `rollout` (G completions per prompt) ->
+`score` (the reward functions) -> `select` (group advantages, dynamic sampling) -> `update`
+(num_iterations optimizer steps). The update runs in micro-batches of `micro_batch_size`
+rollouts, each normalised by the whole step's counts, so the accumulated gradient is the full
+batch's for every loss_type (tests/trainers/test_micro_batches.py); log-probs take the lm_head a
+chunk of completion positions at a time (trainers/logits.py), so 8k-token completions fit.
+Device, precision, seeds and logging are trainers/common.py's, as for SFT.
 
 Rollouts: `hf` (a KV-cache sampling loop over the policy itself) or `vllm` (a colocated engine
 per process whose weights are reloaded from the policy before each rollout, as TRL's

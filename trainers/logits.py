@@ -4,7 +4,7 @@ A (tokens, vocab) fp32 logits tensor is the largest thing a trainer holds: 8k co
 x 49k vocabulary is 1.6 GB, and log_softmax plus its gradient triple it. So the model runs with
 its lm_head swapped for the identity (through the DDP/FSDP wrapper, so gradients still sync), the
 positions that are supervised are picked from the final hidden states, and the lm_head runs over
-`chunk` positions at a time under activation checkpointing: one chunk's logits exist at a time,
+about CHUNK tokens at a time under activation checkpointing: one chunk's logits exist at a time,
 in the forward and in the backward pass.
 """
 
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-CHUNK = 1024  # positions per lm_head call: 1024 x 49k vocab x 4 B = 200 MB of logits
+CHUNK = 2048  # tokens per lm_head call: 2048 x 49k vocab x 4 B = 400 MB of fp32 logits
 
 
 @contextmanager
@@ -47,20 +47,20 @@ def hidden_states(model, base, **inputs) -> tuple[torch.Tensor, torch.nn.Module]
 
 
 def _chunks(fn: Callable, h: torch.Tensor, *args: torch.Tensor, chunk: int | None) -> list:
-    """fn over slices of h (and args) along dim -2 of h / the last dim of args, checkpointed
-    when gradients flow, so the backward pass recomputes each chunk's logits instead of
-    keeping them all."""
+    """fn over slices of h (and args) along dim -2 of h / the last dim of args, about `chunk`
+    tokens (rows x positions) a slice. With several slices and gradients flowing, each is
+    checkpointed: the backward pass recomputes a slice's logits instead of keeping them all (one
+    slice costs no recompute: small batches run as fast as without chunking)."""
     import torch
     from torch.utils.checkpoint import checkpoint
 
+    rows = h[..., 0, 0].numel()  # B for (B, T, H), 1 for (N, H)
+    width = max(1, (chunk or CHUNK) // rows)
+    save = torch.is_grad_enabled() and h.requires_grad and h.size(-2) > width
     outs = []
-    chunk = chunk or CHUNK
-    for s in range(0, h.size(-2), chunk):
-        part = (h[..., s:s + chunk, :], *(a[..., s:s + chunk] for a in args))
-        if torch.is_grad_enabled() and h.requires_grad:
-            outs.append(checkpoint(fn, *part, use_reentrant=False))
-        else:
-            outs.append(fn(*part))
+    for s in range(0, h.size(-2), width):
+        part = (h[..., s:s + width, :], *(a[..., s:s + width] for a in args))
+        outs.append(checkpoint(fn, *part, use_reentrant=False) if save else fn(*part))
     return outs
 
 
