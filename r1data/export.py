@@ -1,12 +1,21 @@
 """Export a curated set as a Hugging Face DatasetDict (train/test) with a dataset card.
 
 The split is by prompt (a hash of prompt_id), so no problem appears in both train and test.
+An export folder carries a `.r1data-export` marker: r1data replaces a folder it wrote (built
+beside it, then swapped in by rename) and refuses any other non-empty folder unless told to
+overwrite, so a user's folder is never emptied by a mistyped --out.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import json
+import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -97,9 +106,74 @@ def dataset_card(store: Store, curated: str, fmt: str, counts: dict[str, int]) -
     return "\n".join(lines)
 
 
+MARKER = ".r1data-export"
+# What an export of r1data before the marker held: such a folder may be replaced too.
+_OLD_EXPORT = {"dataset_dict.json", "README.md", "data", "train", "test"}
+
+
+def _ours(out: Path) -> bool:
+    names = {p.name for p in out.iterdir()}
+    return not names or MARKER in names or ("dataset_dict.json" in names and names <= _OLD_EXPORT)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
+
+
+@contextlib.contextmanager
+def replacing(out: str | Path, *, overwrite: bool = False, what: str = "export"
+              ) -> Iterator[Path]:
+    """Yield a sibling staging folder to build an export in, then put it in place of `out`.
+
+    A non-empty `out` that r1data did not write is refused (with --overwrite it is replaced);
+    the old export is swapped out in one rename, so a kill at any moment leaves either the old
+    or the new export at `out`, never a mix; a failed build removes its staging folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a folder", path=str(out))
+    if out.is_dir() and not overwrite and not _ours(out):
+        raise InputError(f"folder is not empty and was not written by r1data (no {MARKER}); "
+                         "choose another folder or pass --overwrite to replace it",
+                         path=str(out))
+    tag = uuid.uuid4().hex[:8]
+    staging = out.with_name(f".{out.name}.r1data-{tag}.partial")
+    old = out.with_name(f".{out.name}.r1data-{tag}.old")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        yield staging
+        (staging / MARKER).write_text(json.dumps({"what": what}) + "\n")
+        if out.is_dir():
+            if _exchange(staging, out):
+                staging, old = old, staging  # the old export now sits at `staging`'s name
+            else:
+                os.rename(out, old)
+                os.rename(staging, out)
+        else:
+            os.rename(staging, out)
+    except OSError as e:
+        raise InputError(f"cannot write ({errno.errorcode.get(e.errno or 0, 'OSError')}: "
+                         f"{e.strerror or e})", path=str(out)) from None
+    finally:
+        for leftover in (staging, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def export(store: Store, curated: str, out: str | Path, *, fmt: Literal["sft", "grpo"] = "sft",
-           test_size: float = 0.1, push_to_hub: str | None = None, private: bool = True) -> dict:
-    """Write DIR (save_to_disk), DIR/data/<split>.parquet and DIR/README.md; optionally push."""
+           test_size: float = 0.1, push_to_hub: str | None = None, private: bool = True,
+           overwrite: bool = False) -> dict:
+    """Write DIR (save_to_disk), DIR/data/<split>.parquet and DIR/README.md; optionally push.
+    DIR must be empty, absent or an earlier export unless `overwrite`."""
     import datasets
     import pyarrow.parquet as pq
 
@@ -122,16 +196,14 @@ def export(store: Store, curated: str, out: str | Path, *, fmt: Literal["sft", "
     dd = datasets.DatasetDict({s: datasets.Dataset.from_list(v, features=features)
                                for s, v in splits.items() if v})
     out = Path(out)
-    staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    dd.save_to_disk(str(staging))
-    (staging / "data").mkdir()
-    for s, ds in dd.items():
-        pq.write_table(ds.data.table, staging / "data" / f"{s}.parquet")
     counts = {s: len(ds) for s, ds in dd.items()}
-    (staging / "README.md").write_text(dataset_card(store, curated, fmt, counts))
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
+    card = dataset_card(store, curated, fmt, counts)
+    with store.lock("export", curated), replacing(out, overwrite=overwrite) as staging:
+        dd.save_to_disk(str(staging))
+        (staging / "data").mkdir()
+        for s, ds in dd.items():
+            pq.write_table(ds.data.table, staging / "data" / f"{s}.parquet")
+        (staging / "README.md").write_text(card)
     if push_to_hub:
         dd.push_to_hub(push_to_hub, private=private)
         from huggingface_hub import HfApi
@@ -142,7 +214,8 @@ def export(store: Store, curated: str, out: str | Path, *, fmt: Literal["sft", "
 
 
 def export_prompts(store: Store, out: str | Path, *, where: str | None = None,
-                   sources: list[str] | None = None, test_size: float = 0.1) -> dict:
+                   sources: list[str] | None = None, test_size: float = 0.1,
+                   overwrite: bool = False) -> dict:
     """Prompts alone as a GRPO dataset (R1-Zero needs no teacher samples), split by prompt."""
     import datasets
 
@@ -160,6 +233,6 @@ def export_prompts(store: Store, out: str | Path, *, where: str | None = None,
     splits = {"train": train, "test": test if train is not test else []}
     out = Path(out)
     dd = datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in splits.items() if v})
-    shutil.rmtree(out, ignore_errors=True)
-    dd.save_to_disk(str(out))
+    with replacing(out, overwrite=overwrite, what="prompts") as staging:
+        dd.save_to_disk(str(staging))
     return {"out": str(out), **{k: len(v) for k, v in dd.items()}}

@@ -1,7 +1,9 @@
 """Prompt ingestion: files, Hugging Face dataset folders and the problem sets that install offline.
 
 All-or-nothing: the first malformed row stops the ingest with file, row and field named, and the
-store is untouched (unless the caller asks to skip invalid rows, which are then counted).
+store is untouched (unless the caller asks to skip invalid rows, which are then counted: a line
+that is not JSON too). A file with no rows is an error, not a silent 0. A NaN (pandas' missing
+value) is a missing value, never the text "nan": stored as null, or refused where required.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,30 +47,42 @@ class IngestReport:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-# --- readers: each yields (row_number, dict) with row numbers as a user would count them --------
+# --- readers: each yields (row_number, dict) with row numbers as a user would count them; a row
+# that cannot be read at all is yielded as (row_number, InputError), so --skip-invalid can count
+# it and go on (a generator that raised cannot be resumed) ------------------------------------
+def _unreadable(message: str, path: Path, row: int, reason: str) -> InputError:
+    err = InputError(message, path=str(path), row=row)
+    err.reason = reason  # counted as invalid_<reason> under --skip-invalid
+    return err
+
+
 def _read_jsonl(path: Path):
     with open(path, "rb") as fh:
         for i, raw in enumerate(fh, start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise InputError(f"not valid UTF-8 ({e.reason} at byte {e.start})",
-                                 path=str(path), row=i) from None
+                yield i, _unreadable(f"not valid UTF-8 ({e.reason} at byte {e.start})",
+                                     path, i, "utf8")
+                continue
+            line = line.removeprefix("\ufeff") if i == 1 else line  # a BOM from Windows tools
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise InputError(f"not valid JSON ({e.msg})", path=str(path), row=i) from None
+                yield i, _unreadable(f"not valid JSON ({e.msg})", path, i, "json")
+                continue
             if not isinstance(obj, dict):
-                raise InputError("expected a JSON object per line", path=str(path), row=i)
+                yield i, _unreadable("expected a JSON object per line", path, i, "json")
+                continue
             yield i, obj
 
 
 def _read_csv(path: Path):
     data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # utf-8-sig: a BOM is not part of the first column
     except UnicodeDecodeError as e:
         row = data[: e.start].count(b"\n")  # header is line 1, so data row = newlines before
         raise InputError(f"not valid UTF-8 ({e.reason} at byte {e.start})",
@@ -149,6 +164,10 @@ def _resolve_columns(first: dict, mapping: dict[str, str], where: str) -> dict[s
 
 
 def _text(value, *, where: str, row: int, name: str, required: bool) -> str | None:
+    if isinstance(value, float) and math.isnan(value):
+        value = None  # a NaN is a missing value (pandas, JSON NaN), never the text "nan"
+    if isinstance(value, float) and math.isinf(value):
+        raise InputError("not a finite number", path=where, row=row, field=name)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise InputError("empty", path=where, row=row, field=name)
@@ -172,6 +191,13 @@ def normalise(records, *, source: str, where: str, mapping: dict[str, str] | Non
     rows, cols = [], None
     for i, rec in records:
         report.read += 1
+        if isinstance(rec, InputError):  # a row the reader could not parse
+            if not skip_invalid:
+                raise rec
+            key = f"invalid_{getattr(rec, 'reason', None) or 'row'}"
+            report.invalid += 1
+            report.reasons[key] = report.reasons.get(key, 0) + 1
+            continue
         if cols is None:
             cols = _resolve_columns(rec, mapping, where)
             if cols["problem"] is None:
@@ -210,17 +236,19 @@ def normalise(records, *, source: str, where: str, mapping: dict[str, str] | Non
 
 def add_rows(store: Store, rows: list[dict], report: IngestReport) -> IngestReport:
     """Append new prompts as one Parquet part; duplicates (in the batch or the store) dropped."""
-    existing = set(store.read("prompts", columns=["prompt_id"]).column("prompt_id").to_pylist())
-    fresh, seen = [], set()
-    for r in rows:
-        if r["prompt_id"] in existing or r["prompt_id"] in seen:
-            report.duplicates += 1
-            continue
-        seen.add(r["prompt_id"])
-        fresh.append(r)
-    if fresh:
-        store.write_shard("prompts", pa.Table.from_pylist(fresh, schema=PROMPTS_SCHEMA),
-                          prefix="part")
+    with store.lock("ingest", "prompts"):  # two ingests at once would both add a new prompt
+        existing = set(store.read("prompts", columns=["prompt_id"]).column("prompt_id")
+                       .to_pylist())
+        fresh, seen = [], set()
+        for r in rows:
+            if r["prompt_id"] in existing or r["prompt_id"] in seen:
+                report.duplicates += 1
+                continue
+            seen.add(r["prompt_id"])
+            fresh.append(r)
+        if fresh:
+            store.write_shard("prompts", pa.Table.from_pylist(fresh, schema=PROMPTS_SCHEMA),
+                              prefix="part")
     report.added = len(fresh)
     return report
 
@@ -295,6 +323,8 @@ def ingest(store: Store, path: str, *, source: str | None = None,
     report = IngestReport(source=source)
     rows = normalise(records, source=source, where=str(path), mapping=mapping, domain=domain,
                      skip_invalid=skip_invalid, report=report)
+    if report.read == 0:
+        raise InputError("no rows: the file is empty (nothing ingested)", path=str(path))
     return add_rows(store, rows, report)
 
 

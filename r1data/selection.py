@@ -161,16 +161,13 @@ def select(store: Store, run: str, name: str, cfg: SelectConfig | None = None) -
                        "sample_idx": r["sample_idx"]} for r in kept)
         rep.prompts_out += bool(kept)
     rep.kept = len(chosen)
-    out_dir = store.table_dir("curated", name)
-    for old in store.shards("curated", name):  # a reselect replaces the set as a whole
-        old.rename(old.with_suffix(".replaced"))
-    store.write_shard("curated", pa.Table.from_pylist(chosen, schema=CURATED_SCHEMA), name,
-                      metadata={"r1data_select": asdict(cfg)}, prefix="part")
-    for old in out_dir.glob("*.replaced"):
-        old.unlink()
-    store.write_manifest("select", name, {
-        "curated": name, "run": run, "config": asdict(cfg), "counts": asdict(rep),
-        "created_at": dt.datetime.now(dt.UTC).isoformat()})
+    with store.lock("select", name):  # a reselect replaces the set as a whole
+        store.replace_part("curated", name,
+                           pa.Table.from_pylist(chosen, schema=CURATED_SCHEMA),
+                           metadata={"r1data_select": asdict(cfg)})
+        store.write_manifest("select", name, {
+            "curated": name, "run": run, "config": asdict(cfg), "counts": asdict(rep),
+            "created_at": dt.datetime.now(dt.UTC).isoformat()})
     return rep
 
 

@@ -292,6 +292,38 @@ class Store:
                     metadata: dict | None = None, prefix: str = "shard") -> Path:
         return write_parquet_atomic(rows, self.new_shard_path(table, part, prefix), metadata)
 
+    def replace_part(self, table: str, part: str, rows: pa.Table, metadata: dict | None = None,
+                     prefix: str = "part") -> Path:
+        """Replace one partition (a curated set) as a whole; hold `lock` around it.
+
+        The old shards are set aside (renamed `*.replaced`) while the new one is written, then
+        deleted; a write that fails puts them back, and a select killed in between has them put
+        back by the next replace, so a set is never lost, and never doubled."""
+        d = self.table_dir(table, part)
+        aside = sorted(d.glob("*.parquet.replaced")) if d.exists() else []
+        live = self.shards(table, part)
+        with write_boundary(d):
+            for f in aside:  # left by a killed replace: restore if it was all there was
+                if live:
+                    f.unlink()
+                else:
+                    os.replace(f, f.with_name(f.name.removesuffix(".replaced")))
+            live = self.shards(table, part)
+            aside = [f.with_name(f.name + ".replaced") for f in live]
+            for f, g in zip(live, aside, strict=True):
+                os.replace(f, g)
+        try:
+            path = self.write_shard(table, rows, part, metadata, prefix)
+        except StoreError:
+            for f, g in zip(live, aside, strict=True):
+                with contextlib.suppress(OSError):
+                    os.replace(g, f)
+            raise
+        for g in aside:
+            with contextlib.suppress(OSError):
+                g.unlink()
+        return path
+
     def write_manifest(self, kind: str, name: str, manifest: dict | list) -> Path:
         return write_json_atomic(manifest, self.manifest_path(kind, name))
 
@@ -305,8 +337,9 @@ class Store:
         """
         check_name(kind, kind)
         path = self.root / "runs" / ".locks" / f"{kind}-{check_name(kind, name)}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        with write_boundary(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
