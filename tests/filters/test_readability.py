@@ -34,6 +34,17 @@ PROSE = ("To solve this we first read the problem carefully and note the quantit
     ("<think>\nok\n</think>\n3 * 4 + 1 = 13", "stop", "countdown", "no_boxed"),
     ("<think>\nok\n</think>\nParis is the capital.", "stop", "general", None),
     (GOOD, None, "math", None),
+    (GOOD, "stop", "math", None),
+    (GOOD, "length", "math", "truncated"),
+    ("The answer is \\boxed{14}.", "stop", "math", "no_think"),
+    ("<think></think> \\boxed{14}", "stop", "math", "empty_think"),
+    ("<think>a</think><think>b</think> \\boxed{1}", "stop", "math", "multiple_think"),
+    ("<think>\nreasoning\n</think>\n", "stop", "math", "empty_final"),
+    ("<think>\nreasoning\n</think>\nThe answer is 14.", "stop", "math", "no_boxed"),
+    ("<think>\nreasoning\n</think>\ndef f(): return 1", "stop", "code", None),
+    ("", "stop", "math", "too_short"),
+    ("<think>\n" + "Let me check again.\n" * 20 + "</think>\n\\boxed{1}", "stop", "math",
+     "dup_line_frac"),
 ])
 def test_format_reasons(completion, finish, domain, reason):
     assert check_format(completion, finish, domain=domain) == (reason is None, reason)
@@ -82,25 +93,6 @@ def test_repetition_score_grows_with_the_loop():
     scores = [repetition_score(prose + " " + " ".join(SEGMENT[:10] * k)) for k in (0, 2, 8, 30)]
     assert scores[0] == 0.0
     assert scores == sorted(scores) and scores[-1] > 0.5
-
-
-
-@pytest.mark.parametrize("completion,finish,domain,reason", [
-    (GOOD, "stop", "math", None),
-    (GOOD, "length", "math", "truncated"),
-    ("The answer is \\boxed{14}.", "stop", "math", "no_think"),
-    ("<think></think> \\boxed{14}", "stop", "math", "empty_think"),
-    ("<think>a</think><think>b</think> \\boxed{1}", "stop", "math", "multiple_think"),
-    ("<think>\nreasoning\n</think>\n", "stop", "math", "empty_final"),
-    ("<think>\nreasoning\n</think>\nThe answer is 14.", "stop", "math", "no_boxed"),
-    ("<think>\nreasoning\n</think>\ndef f(): return 1", "stop", "code", None),
-    ("", "stop", "math", "too_short"),
-    ("<think>\n" + "Let me check again.\n" * 20 + "</think>\n\\boxed{1}", "stop", "math",
-     "dup_line_frac"),
-])
-def test_check_format_reasons(completion, finish, domain, reason):
-    ok, got = check_format(completion, finish, domain=domain)
-    assert got == reason and ok is (reason is None)
 
 
 def test_optional_cot_rules():
