@@ -314,7 +314,7 @@ class Store:
                 os.replace(f, g)
         try:
             path = self.write_shard(table, rows, part, metadata, prefix)
-        except StoreError:
+        except BaseException:  # a failed write (or Ctrl-C) puts the old set back
             for f, g in zip(live, aside, strict=True):
                 with contextlib.suppress(OSError):
                     os.replace(g, f)

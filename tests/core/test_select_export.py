@@ -190,3 +190,86 @@ def test_sft_export_trains_with_trl_sfttrainer(curated_store, tmp_path, tiny_mod
                        save_strategy="no", logging_steps=1, assistant_only_loss=False))
     result = trainer.train()
     assert result.global_step == 1 and math.isfinite(result.training_loss)
+
+
+# --- the export folder: never someone else's, replaced in one step ---------------------------
+def test_export_refuses_a_folder_r1data_did_not_write(curated_store, tmp_path):
+    from tests.conftest import snapshot
+
+    thesis = tmp_path / "thesis"
+    (thesis / "chapters").mkdir(parents=True)
+    (thesis / "chapters" / "one.tex").write_text("\\chapter{One}")
+    (thesis / "README.md").write_text("my thesis")
+    before = snapshot(thesis)
+    with pytest.raises(InputError, match="not written by r1data.*--overwrite") as e:
+        export(curated_store, "cur", thesis)
+    assert str(thesis) in str(e.value) and "\n" not in str(e.value)
+    assert snapshot(thesis) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store", "thesis"]  # no staging left
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(InputError, match="not a folder"):
+        export(curated_store, "cur", tmp_path / "a_file")
+    export(curated_store, "cur", thesis, overwrite=True)  # asked for: replaced
+    assert not (thesis / "chapters").exists() and set(datasets.load_from_disk(str(thesis)))
+
+
+def test_export_replaces_its_own_export_and_an_empty_folder(curated_store, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()  # empty: fine
+    export(curated_store, "cur", out, fmt="grpo", test_size=0.0)
+    assert (out / ".r1data-export").exists()
+    export(curated_store, "cur", out, fmt="sft", test_size=0.3)  # ours: replaced as a whole
+    assert set(datasets.load_from_disk(str(out))) == {"train", "test"}
+    assert "messages" in datasets.load_from_disk(str(out))["train"].column_names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o", "store"]
+
+
+def test_export_killed_midway_keeps_the_old_export(curated_store, tmp_path):
+    """SIGKILL while the new export is being built: the old one is still whole at OUT."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import snapshot
+
+    out = tmp_path / "o"
+    export(curated_store, "cur", out, fmt="grpo", test_size=0.0)
+    before = snapshot(out)
+    code = ("import os, signal, datasets\n"
+            "from r1data.store import Store\nfrom r1data.export import export\n"
+            "def die(self, path, **kw):\n"
+            "    os.makedirs(path)\n    open(os.path.join(path, 'half'), 'w').write('x')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "datasets.DatasetDict.save_to_disk = die\n"
+            f"export(Store({str(curated_store.root)!r}), 'cur', {str(out)!r}, fmt='sft')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    assert snapshot(out) == before
+    export(curated_store, "cur", out, fmt="sft")  # the lock died with the process
+    assert os.path.exists(out / "data" / "train.parquet")
+
+
+def test_reselect_killed_midway_loses_nothing(curated_store):
+    """A select killed after setting the old set aside: the next replace restores it first."""
+    from r1data.store import CURATED_SCHEMA
+
+    first = curated_rows(curated_store, "cur")
+    shard = curated_store.shards("curated", "cur")[0]
+    shard.rename(shard.with_name(shard.name + ".replaced"))  # where a kill would leave it
+    assert curated_store.shards("curated", "cur") == []
+    with pytest.raises(ValueError):  # a replace that fails to write puts the old set back
+        curated_store.replace_part("curated", "cur", pa.table({"bad": [1]}).cast(
+            pa.schema([("bad", pa.int64())])), prefix="part\x00")
+    assert curated_rows(curated_store, "cur") == first
+    curated_store.replace_part("curated", "cur", CURATED_SCHEMA.empty_table())
+    assert curated_rows(curated_store, "cur") == [] and len(curated_store.shards("curated",
+                                                                                 "cur")) == 1
+
+
+def test_select_refuses_a_second_writer_of_the_same_set(curated_store):
+    from r1data.errors import StoreError
+
+    with curated_store.lock("select", "cur"):
+        with pytest.raises(StoreError, match="select cur is being written by another process"):
+            select(curated_store, "r", "cur", SelectConfig(k=1))
