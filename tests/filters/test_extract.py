@@ -104,3 +104,19 @@ def test_extraction_is_linear_on_hostile_text(make):
     small, large = _seconds(extract_answer, make(100_000)), _seconds(extract_answer,
                                                                      make(1_000_000))
     assert large < 40 * small + 3.0, (small, large)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("make", [
+    lambda n: "x 1" + " -" * (n // 2),  # dangling operators once trimmed one per pass
+    lambda n: "so 1 " + "\\text" * (n // 5),
+    lambda n: "so 1" + ")" * n,
+    lambda n: "so " + "(1" * (n // 2),
+    lambda n: "so " + "{1" * (n // 2),
+    lambda n: "The answer is " + "1 " * (n // 2),
+    lambda n: "**" + "1" * (n - 4) + "**",
+])
+def test_extraction_is_linear_within_the_tail(make):
+    """Shapes whose cost shows only inside the last TAIL characters, where the fallbacks look."""
+    small, large = (_seconds(extract_answer, make(n)) for n in (TAIL // 10, TAIL - 100))
+    assert large < 40 * small + 1.0, (small, large)
