@@ -78,3 +78,28 @@ def test_train_grpo_with_vllm_rollouts(tiny_model, grpo_data, tmp_path):  # noqa
     assert all("rewards/language/mean" in r and r["completion_length"] > 0 for r in log)
     assert any(r["loss"] != 0.0 for r in log) and res["reward"] == log[-1]["reward"]
     assert (tmp_path / "o" / "model" / "config.json").exists()
+
+
+def test_engine_is_closed_when_training_raises(tiny_model, grpo_data, tmp_path,  # noqa: F811
+                                               monkeypatch):
+    from r1data.trainers import grpo, vllm_rollout
+
+    closed, real_close = [], vllm_rollout.VllmRollout.close
+
+    def close(self):
+        closed.append(self.sleep_mode)
+        real_close(self)
+
+    def boom(*a, **k):
+        raise RuntimeError("reward server down")
+
+    monkeypatch.setattr(vllm_rollout.VllmRollout, "close", close)
+    monkeypatch.setattr(grpo, "score", boom)  # fails after the first rollout
+    cfg = GRPOConfig(data=str(grpo_data), model=str(tiny_model), out=str(tmp_path / "o"),
+                     rollout="vllm", num_generations=2, prompts_per_step=1, max_steps=2,
+                     max_completion_length=4, rewards={"length": 1.0})
+    with pytest.raises(RuntimeError, match="reward server down"):
+        train_grpo(cfg, progress=False)
+    assert len(closed) == 1
+    if not torch.cuda.is_available():  # vLLM-CPU has no sleep mode: skipped, with the reason
+        assert closed[0] == "off: vLLM on cpu has no sleep mode"
