@@ -201,21 +201,19 @@ def bootstrap_ci(values: list[float], resamples: int, seed: int = 0) -> tuple[fl
 
 def scores(store: Store, runs: list[str], resamples: int = 2000) -> dict[str, dict]:
     """Per run: pass@1 (boxed) with its interval, R1-format rate, last-answer accuracy, and the
-    same per family; from sql/exam.sql (its per-prompt view feeds the bootstrap)."""
+    same per family, from sql/exam.sql (whose per-prompt pass values feed the bootstrap)."""
     from r1data import query
 
-    con = query.connect(store)
-    by_family = con.sql(query.sql_text("exam")).pl().to_dicts()
-    per_prompt = con.sql("SELECT run, pass_at_1 FROM exam_prompts").pl()
+    by_family = query.run(store, query.report_sql("exam")).pl().to_dicts()
     out = {}
     for run in runs:
         fams = [r for r in by_family if r["run"] == run]
         if not fams:
             raise InputError(f"run {run!r} has no exam verdicts", path=str(store.root))
-        values = per_prompt.filter(per_prompt["run"] == run)["pass_at_1"].to_list()
-        total = next((r for r in fams if r["family"] == "all"), fams[0])
+        total = next(r for r in fams if r["family"] == "all")
         out[run] = {"prompts": total["prompts"], "k": total["k"],
-                    "pass_at_1": total["pass_at_1"], "ci95": bootstrap_ci(values, resamples),
+                    "pass_at_1": total["pass_at_1"],
+                    "ci95": bootstrap_ci(total["prompt_pass"], resamples),
                     "format_rate": total["format_rate"], "last_answer": total["last_answer"],
                     "families": {r["family"]: {k: r[k] for k in ("prompts", "pass_at_1",
                                                                  "format_rate", "last_answer")}
