@@ -75,6 +75,24 @@ EXIT_HACKS = {
         threading.settrace(tracer)
         sys.setprofile(lambda *a: None)
         """),
+    "frame_walk_prints_tokens": ("""\
+        import os, re, sys
+        f, found = sys._getframe(), set()
+        while f is not None:
+            text = f.f_code.co_name + repr((f.f_locals, f.f_globals, f.f_code.co_consts))
+            found |= set(re.findall(r"[0-9a-f]{32}", text))
+            f = f.f_back
+        os.write(1, "".join(f"\\n{t}\\n" for t in found).encode())
+        os._exit(0)
+        """, ""),
+    "gc_scan_prints_tokens": ("""\
+        import gc, os, re, types
+        text = repr([(o.__name__, o.__code__.co_consts) for o in gc.get_objects()
+                     if isinstance(o, types.FunctionType)])
+        found = set(re.findall(r"[0-9a-f]{32}", text))
+        os.write(1, "".join(f"\\n{t}\\n" for t in found).encode())
+        os._exit(0)
+        """, ""),
     "hang": ("import time\ntime.sleep(60)\n", ""),
     "returns_always_equal_object": ("""\
         class Yes:
@@ -119,6 +137,24 @@ def test_str_subclass_equal_to_everything_fails():
     body = ("class S(str):\n    __eq__ = lambda s, o: True\n    __ne__ = lambda s, o: False\n"
             "    __hash__ = str.__hash__\nreturn S('')\n")
     assert fails(LONGEST, body)
+
+
+@pytest.mark.parametrize("solution", [
+    "import sys\nsys.exit(0)\ndef add(a, b):\n    return a + b",
+    "def add(a, b):\n    import os\n    os._exit(0)",
+    "class Yes:\n    __eq__ = lambda s, o: True\n    __hash__ = object.__hash__\n"
+    "def add(a, b):\n    return Yes()",
+    "import builtins\nbuiltins.AssertionError = type('Ok', (Exception,), {})\n"  # its own copy
+    "def add(a, b):\n    return 0",
+])
+def test_plain_assert_and_unittest_hacks_fail(solution):
+    plain = "assert add(1, 2) == 3\nassert add(-1, 1) == 0\n"
+    unit = ("import unittest\nclass T(unittest.TestCase):\n    def test_add(self):\n"
+            "        self.assertEqual(add(2, 2), 4)\nunittest.main()\n")
+    for tests in (plain, unit, json.dumps(plain.splitlines())):
+        assert not code_correct(wrap(solution), tests)
+    honest = wrap("def add(a, b):\n    return a + b")
+    assert all(code_correct(honest, t) for t in (plain, unit, json.dumps(plain.splitlines())))
 
 
 @pytest.mark.parametrize("hack", [
