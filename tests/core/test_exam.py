@@ -26,6 +26,7 @@ from r1data.exam import (
 from r1data.harvest import TRAIN_GYM, HarvestConfig
 from r1data.store import SAMPLES_SCHEMA, VERDICTS_SCHEMA
 from r1data.synth import ALL_KINDS, synth_prompts
+from tests.conftest import ROOT
 
 
 def test_exam_is_seeded_large_and_grouped_by_family():
@@ -51,21 +52,43 @@ def test_template_answers_follow_the_words():
                                     "verbal2": a + b - c}[t]
 
 
+def _flow_synth_blocks() -> list[dict]:
+    """Every `synth:` block of the example flows (their prompts and their cold starts)."""
+    import yaml
+
+    blocks = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("synth"), dict):
+                blocks.append(node["synth"])
+            for v in node.values():
+                walk(v)
+
+    for f in sorted((ROOT / "flows" / "examples").glob("*.yaml")):
+        walk(yaml.safe_load(f.read_text()))
+    return blocks
+
+
 def training_texts() -> list[str]:
-    """Every prompt and worked solution a training stage of the flows can see: the synthetic
-    kinds at the seeds and levels the flows and the harvest use, the written cold start, and the
-    harvest's reasoning-gym families."""
+    """Every prompt and worked solution a training stage can see: the synthetic prompts and
+    written cold starts of every example flow, every synthetic kind at those seeds, and the
+    harvest's own prompts (synthetic and reasoning-gym) at its default seed."""
     from r1data.exam import gym_rows
 
+    blocks = _flow_synth_blocks()
+    assert blocks, "no synth block found in flows/examples"
+    harvest = HarvestConfig(model="m")
     texts = []
-    for seed in (0, 1000, HarvestConfig(model="m").seed):
-        for level in (1, 2):
-            texts += [p["problem"] for p in synth_prompts(ALL_KINDS, 200, seed=seed, level=level)]
-    for r in cold_start_rows(list(ALL_KINDS), 100, seed=1000, level=1):
-        texts += [m["content"].removesuffix(R1_USER_SUFFIX) for m in r["messages"]]
+    for b in blocks + [{"seed": harvest.seed, "n": harvest.synth_n, "level": lv}
+                       for lv in (1, 2)]:
+        kinds, level = list(ALL_KINDS), b.get("level", 1)
+        n = max(b.get("n", 16), 200)
+        texts += [p["problem"] for p in synth_prompts(kinds, n, seed=b["seed"], level=level)]
+        for r in cold_start_rows(kinds, n, seed=b["seed"], level=level):
+            texts += [m["content"].removesuffix(R1_USER_SUFFIX) for m in r["messages"]]
     for fam, settings in TRAIN_GYM.items():
-        texts += [r["problem"] for r in gym_rows(fam, 200, HarvestConfig(model="m").seed,
-                                                  settings)]
+        texts += [r["problem"] for r in gym_rows(fam, 200, harvest.seed, settings)]
     return texts
 
 
