@@ -1,7 +1,6 @@
 """Answer extraction (filters/extract.py): the think split, boxes, answer phrases, math spans and
 the last whole expression, all in linear time on hostile text."""
 
-import time
 
 import pytest
 
@@ -15,6 +14,7 @@ from r1data.filters.extract import (
     split_think,
 )
 from r1data.filters.math import is_correct
+from tests.filters.timing import best_seconds
 
 
 def test_extraction_and_split():
@@ -78,14 +78,6 @@ def test_boxes_and_numbers_longer_than_the_tail_are_read_whole():
     assert extract_answer("\\boxed{1} " + "x " * TAIL) == "1"  # a box far back beats prose
 
 
-def _seconds(fn, text: str) -> float:
-    best = float("inf")
-    for _ in range(2):
-        start = time.perf_counter()
-        fn(text)
-        best = min(best, time.perf_counter() - start)
-    return best
-
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("make", [
@@ -101,7 +93,7 @@ def _seconds(fn, text: str) -> float:
     lambda n: "\\boxed{" * (n // 7),
 ])
 def test_extraction_is_linear_on_hostile_text(make):
-    small, large = _seconds(extract_answer, make(100_000)), _seconds(extract_answer,
+    small, large = best_seconds(extract_answer, make(100_000)), best_seconds(extract_answer,
                                                                      make(1_000_000))
     assert large < 40 * small + 3.0, (small, large)
 
@@ -118,5 +110,5 @@ def test_extraction_is_linear_on_hostile_text(make):
 ])
 def test_extraction_is_linear_within_the_tail(make):
     """Shapes whose cost shows only inside the last TAIL characters, where the fallbacks look."""
-    small, large = (_seconds(extract_answer, make(n)) for n in (TAIL // 10, TAIL - 100))
+    small, large = (best_seconds(extract_answer, make(n)) for n in (TAIL // 10, TAIL - 100))
     assert large < 40 * small + 1.0, (small, large)

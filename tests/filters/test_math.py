@@ -21,6 +21,7 @@ from r1data.filters.math import (
     verify_batch,
     verify_one,
 )
+from tests.filters.timing import best_seconds
 
 R = "<think>\nLet me work it out step by step.\n</think>\n\n"
 R2 = "<think>\nOkay, let me work through this carefully.\n</think>\n\n"
@@ -354,14 +355,6 @@ HOSTILE = {
 }
 
 
-def _seconds(fn, text: str) -> float:
-    best = float("inf")
-    for _ in range(2):
-        start = time.perf_counter()
-        fn(text)
-        best = min(best, time.perf_counter() - start)
-    return best
-
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("shape", sorted(HOSTILE))
@@ -372,7 +365,7 @@ def test_hostile_text_costs_linear_time(shape):
     for fn in (lambda s: answers_equal(s, "5", timeout=1),  # as gold
                lambda s: answers_equal("5", s, timeout=1),  # as answer
                lambda s: is_correct(R + s, "5", timeout=1)):  # as completion
-        small, large = _seconds(fn, make(100_000)), _seconds(fn, make(1_000_000))
+        small, large = best_seconds(fn, make(100_000)), best_seconds(fn, make(1_000_000))
         assert large < 40 * small + 3.0, (shape, small, large)
 
 
