@@ -303,8 +303,10 @@ def run_asserts(code: str, tests: str, *, entry_point: str | None = None,
         with ThreadPoolExecutor(max_workers=1) as pool:
             solution = pool.submit(run_python, server, timeout=timeout + 1,
                                    fds=(req_r, resp_w), stop_fd=stop_r)
-            h = run_python(harness, timeout=timeout, fds=(req_w, resp_r, verdict_w))
-            os.write(stop_w, b"x")
+            try:
+                h = run_python(harness, timeout=timeout, fds=(req_w, resp_r, verdict_w))
+            finally:
+                os.write(stop_w, b"x")
             s = solution.result()
         os.set_blocking(verdict_r, False)  # the harness is gone: what it wrote is in the pipe
         try:

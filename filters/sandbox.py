@@ -387,6 +387,8 @@ def _run(source: str, stdin: str, timeout: float, cpu_seconds: float | None, mem
     start = time.monotonic()
     code = source.encode("utf-8", errors="replace")
     if len(code) > MAX_SOURCE:
+        for fd in fds:
+            os.close(fd)
         return RunResult(None, "", "", False, "source_too_large", 0.0)
     ns = mode["isolation"] == "namespaces"
     cpu = max(1, int(-(-(cpu_seconds or timeout) // 1)))

@@ -133,6 +133,11 @@ def test_int_subclass_and_unbounded_results_fail(body):
     assert fails(ADD, body)
 
 
+def test_an_oversized_solution_is_refused_and_named():
+    r = run_asserts("x = 1\n" * 100_000, "assert True")
+    assert r.returncode != 0 and r.killed_reason == "source_too_large"
+
+
 def test_str_subclass_equal_to_everything_fails():
     body = ("class S(str):\n    __eq__ = lambda s, o: True\n    __ne__ = lambda s, o: False\n"
             "    __hash__ = str.__hash__\nreturn S('')\n")
