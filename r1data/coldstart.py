@@ -12,7 +12,7 @@ import random
 from fractions import Fraction
 from pathlib import Path
 
-from r1data.chat import boxed, join_think, user_text
+from r1data.chat import boxed, chat_messages, join_think
 
 _OPS = {"+": ("add", "adding"), "-": ("subtract", "subtracting"),
         "*": ("multiply by", "multiplying by"), "/": ("divide by", "dividing by")}
@@ -115,7 +115,7 @@ def cold_start_rows(kinds: list[str], n: int, *, seed: int = 1000, level: int = 
             continue
         meta = json.loads(r["meta"])
         rows.append({"messages": [
-            {"role": "user", "content": user_text(r["problem"], r["domain"])},
+            *chat_messages(r["problem"], r["domain"]),
             {"role": "assistant", "content": worked_solution(meta, rng)}],
             "source": r["source"], "domain": r["domain"]})
     return rows

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from r1data.chat import join_think, user_text
+from r1data.chat import chat_messages, join_think
 from r1data.errors import InputError
 from r1data.store import Store, check_name
 
@@ -53,7 +53,7 @@ def rows_for(store: Store, curated: str, fmt: str) -> list[dict]:
         raise InputError(f"curated set {curated!r} is empty or missing (run `r1data select`)",
                          path=str(store.root))
     if fmt == "sft":
-        return [{"messages": [{"role": "user", "content": user_text(r["problem"], r["domain"])},
+        return [{"messages": [*chat_messages(r["problem"], r["domain"]),
                               {"role": "assistant",
                                "content": assistant_text(r["reasoning"], r["final"],
                                                          r["completion"])}],
@@ -64,7 +64,7 @@ def rows_for(store: Store, curated: str, fmt: str) -> list[dict]:
         if r["prompt_id"] in seen:
             continue
         seen.add(r["prompt_id"])
-        out.append({"prompt": [{"role": "user", "content": user_text(r["problem"], r["domain"])}],
+        out.append({"prompt": chat_messages(r["problem"], r["domain"]),
                     "answer": r["answer"] or "", "domain": r["domain"],
                     "tests": r["tests"] or "", "meta": r["meta"] or "",
                     "prompt_id": r["prompt_id"], "source": r["source"]})
@@ -222,7 +222,7 @@ def export_prompts(store: Store, out: str | Path, *, where: str | None = None,
     from r1data.generate import select_prompts
 
     picked = {p["prompt_id"] for p in select_prompts(store, where=where, sources=sources)}
-    rows = [{"prompt": [{"role": "user", "content": user_text(r["problem"], r["domain"])}],
+    rows = [{"prompt": chat_messages(r["problem"], r["domain"]),
              "answer": r["answer"] or "", "domain": r["domain"], "tests": r["tests"] or "",
              "meta": r["meta"] or "", "prompt_id": r["prompt_id"], "source": r["source"]}
             for r in store.read("prompts").to_pylist() if r["prompt_id"] in picked]
