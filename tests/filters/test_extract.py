@@ -112,3 +112,24 @@ def test_extraction_is_linear_within_the_tail(make):
     """Shapes whose cost shows only inside the last TAIL characters, where the fallbacks look."""
     small, large = (best_seconds(extract_answer, make(n)) for n in (TAIL // 10, TAIL - 100))
     assert large < 40 * small + 1.0, (small, large)
+
+
+TEMPLATES = [
+    "After simplifying, the ratio of the two areas comes out as {f}",
+    "Dividing both sides by the coefficient, we find x = {f} for the unknown",
+    "So the probability that both events happen is {f}.",
+    "Putting everything together the value should be {f} which I double checked",
+    "Therefore the slope of the line through the two points is {f}, as required",
+    "Hence each friend receives {f} of the pizza in the end",
+]
+FRACTIONS = [(8, 5), (3, 7), (11, 4), (1, 9), (22, 7), (5, 12), (13, 8), (2, 3)]
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_unboxed_fraction_endings_are_not_read_as_their_denominator(template):
+    """The issue's class: 11 of 46 unboxed answers ending in \\\\frac{a}{b} were read as b."""
+    for a, b in FRACTIONS:
+        for f in (f"\\frac{{{a}}}{{{b}}}", f"\\dfrac{{{a}}}{{{b}}}", f"{a}/{b}"):
+            text = "<think>work</think>\n" + PROSE + template.format(f=f)
+            assert is_correct(text, f"\\frac{{{a}}}{{{b}}}"), text
+            assert not is_correct(text, str(b)), text
