@@ -21,32 +21,27 @@ from r1data.filters import verdicts as V
 class Verifier:
     check: str | None  # a `r1data filter --filters` name; None: a reward only
     batch: Callable  # the batch function in verdicts.py both paths call
-    reward: str  # the reward's name in REWARDS
+    name: str  # the reward's name (`--reward NAME:WEIGHT`, get_reward)
+    reward: R.Reward  # its wrapper in rewards.py: dataset columns in, one value a completion
     columns: tuple[str, ...]  # verdict columns the check writes
     needs: tuple[str, ...]  # dataset columns the reward reads (GRPO passes them as kwargs)
 
 
 VERIFIERS: tuple[Verifier, ...] = (
-    Verifier("correct", V.correct_batch, "accuracy", ("answer", "correct"),
+    Verifier("correct", V.correct_batch, "accuracy", R.accuracy_reward, ("answer", "correct"),
              ("answer", "domain", "meta", "tests", "entry_point", "numbers", "target")),
-    Verifier("format", V.format_batch, "format", ("format_ok", "format_reason", "repetition"),
-             ("domain", "finish_reason")),
-    Verifier("language", V.language_batch, "language", ("lang", "lang_prob",
-                                                        "lang_consistency"),
-             ("target_language",)),
-    Verifier(None, V.instructions_batch, "instructions", (),
+    Verifier("format", V.format_batch, "format", R.format_reward,
+             ("format_ok", "format_reason"), ("domain", "finish_reason")),
+    Verifier(None, V.format_batch, "repetition", R.repetition_reward, ("repetition",), ()),
+    Verifier("language", V.language_batch, "language", R.make_language_reward(),
+             ("lang", "lang_prob", "lang_consistency"), ("target_language",)),
+    Verifier(None, V.instructions_batch, "instructions", R.instructions_reward, (),
              ("instruction_id_list", "kwargs")),
 )
 CHECKS: tuple[str, ...] = tuple(v.check for v in VERIFIERS if v.check)
-
-REWARDS: dict[str, R.Reward] = {
-    "accuracy": R.accuracy_reward,
-    "format": R.format_reward,
-    "language": R.make_language_reward(),
-    "repetition": R.repetition_reward,
-    "length": R.make_length_reward(),
-    "instructions": R.instructions_reward,
-}
+# The verifiers' rewards, and rewards that are no verdict (a length penalty).
+REWARDS: dict[str, R.Reward] = {v.name: v.reward for v in VERIFIERS} | {
+    "length": R.make_length_reward()}
 # Rewards whose module is imported on first use ("module:function").
 LAZY_REWARDS = {"code": "r1data.filters.code:code_reward"}
 

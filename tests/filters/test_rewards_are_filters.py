@@ -122,4 +122,4 @@ def test_repetition_reward_is_the_repetition_column(batch):
 def test_registry_names_every_filter_check_and_its_reward():
     assert CHECKS == tuple(FilterConfig().checks)
     for v in VERIFIERS:
-        assert v.reward in REWARDS and callable(v.batch)
+        assert REWARDS[v.name] is v.reward and callable(v.batch)
