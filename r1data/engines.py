@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import tempfile
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +50,11 @@ def configure_vllm_env(*, local_model: bool) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
     }
     # A private temp dir for RPC sockets and the vllm_dist_* files vLLM leaves in $TMPDIR; the
-    # engine removes it on close. A TMPDIR the user chose is respected.
+    # engine removes it on close, and the next start removes those of killed processes (the
+    # owner's pid is in the name). A TMPDIR the user chose is respected.
     (root / "tmp").mkdir(exist_ok=True)
-    private = tempfile.mkdtemp(prefix="vllm-", dir=root / "tmp")
+    sweep_stale_tmp(root / "tmp")
+    private = tempfile.mkdtemp(prefix=f"vllm-{os.getpid()}-", dir=root / "tmp")
     env["VLLM_RPC_BASE_PATH"] = private
     env["TMPDIR"] = private
     if local_model:
@@ -67,6 +72,86 @@ def configure_vllm_env(*, local_model: bool) -> dict[str, str]:
             os.environ[k] = v
             applied[k] = v
     return applied
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def sweep_stale_tmp(tmp: Path) -> list[Path]:
+    """Remove private temp dirs (`vllm-<pid>-*`) whose owner is dead; a SIGKILL skips close()."""
+    swept = []
+    for d in tmp.glob("vllm-*-*"):
+        pid = d.name.split("-")[1]
+        if d.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            swept.append(d)
+    return swept
+
+
+# --- the engine core dies with its parent ----------------------------------------------------
+# vLLM starts its EngineCore (~700 MB) with multiprocessing spawn and nothing in it watches the
+# parent: a SIGKILLed `r1data generate` left it running. vLLM pickles the process target by
+# reference, so pointing `EngineCoreProc.run_engine_core` at a module-level function here makes
+# the spawned child run it first: it asks the kernel for SIGKILL when its parent dies
+# (PR_SET_PDEATHSIG) and, since that signal follows the creating thread rather than the
+# process, also polls its parent pid from a daemon thread.
+_PARENT_ENV = "R1DATA_ENGINE_PARENT"
+
+
+def _die_with_parent(parent: int, deathsig: bool) -> None:
+    import ctypes
+    import signal
+    import time
+
+    if deathsig:  # only when the parent's main thread started us: the signal follows a thread
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - not Linux: the watchdog remains
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    if os.getppid() != parent:  # died before we got here
+        os._exit(1)
+    threading.Thread(target=watch, name="r1data-parent-watch", daemon=True).start()
+
+
+def _engine_core_main(*args, **kwargs):
+    """The EngineCore process's entry point: die with the parent, then vLLM's own loop."""
+    from vllm.v1.engine.core import EngineCoreProc
+
+    if parent := os.environ.get(_PARENT_ENV):
+        pid, _, main = parent.partition(":")
+        _die_with_parent(int(pid), main == "1")
+    run = EngineCoreProc.run_engine_core
+    run = _ORIGINAL_CORE_MAIN if run is _engine_core_main else run
+    return run(*args, **kwargs)
+
+
+_ORIGINAL_CORE_MAIN = None
+
+
+def install_core_guard() -> None:
+    """Route vLLM's EngineCore start through `_engine_core_main` (idempotent); the caller
+    removes `_PARENT_ENV` once the engine is up, so later children do not inherit it."""
+    global _ORIGINAL_CORE_MAIN
+    from vllm.v1.engine import core
+
+    if core.EngineCoreProc.run_engine_core is not _engine_core_main:
+        _ORIGINAL_CORE_MAIN = core.EngineCoreProc.run_engine_core
+        core.EngineCoreProc.run_engine_core = staticmethod(_engine_core_main)
+    main = threading.current_thread() is threading.main_thread()
+    os.environ[_PARENT_ENV] = f"{os.getpid()}:{int(main)}"
 
 
 def check_model(cfg: GenerateConfig) -> None:
@@ -111,23 +196,63 @@ class VllmEngine:
             # batches; the engine is seeded instead, and batches are made large.
             kwargs["max_num_batched_tokens"] = 32768
         kwargs.update(llm_kwargs)  # extra vllm.LLM arguments (the GRPO trainer's executor)
+        install_core_guard()
         try:
             self.llm = LLM(**kwargs)
         except Exception as e:  # vLLM raises many types; the user needs the first line
             raise EngineError(f"vLLM failed to start on {cfg.model}: "
                               f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        finally:
+            os.environ.pop(_PARENT_ENV, None)
         self.cfg = cfg
 
     def generate(self, conversations: list[list[dict]], ns: list[int],
                  cfg: GenerateConfig | None = None) -> list[list[Completion]]:
+        return collect(self, conversations, ns, cfg)
+
+    def stream(self, requests: Iterable[tuple[object, list[dict], int]],
+               cfg: GenerateConfig | None = None) -> Iterator[tuple[object, list[Completion]]]:
+        """(key, conversation, n) in, (key, n completions) out as each prompt finishes.
+
+        Requests are added while the engine steps, keeping twice the scheduler's sequence
+        budget queued: the batch stays full across shards as it does when `LLM.generate` is
+        given every prompt at once, but a kill loses only what is in flight and
+        `requests` may be a lazy generator (a writer claiming prompts as it goes).
+        """
         from vllm import SamplingParams
 
         cfg = cfg or self.cfg
-        params = [SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p,
-                                 max_tokens=cfg.max_tokens) for n in ns]
-        outs = self.llm.chat(conversations, params, use_tqdm=False)
-        return [[Completion(o.text, len(o.token_ids), o.finish_reason) for o in out.outputs]
-                for out in outs]
+        engine = self.llm.llm_engine
+        budget = 2 * engine.vllm_config.scheduler_config.max_num_seqs
+        todo = iter(requests)
+        # vLLM returns internal ids (`<id>-<8 random chars>`), outputs carry the external one
+        pending: dict[str, tuple[object, int, str]] = {}  # external id -> (key, n, internal)
+        queued = 0  # samples in `pending`
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and queued < budget:
+                    item = next(todo, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    key, conv, n = item
+                    params = SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p,
+                                            max_tokens=cfg.max_tokens)
+                    (rid,) = self.llm.enqueue_chat([conv], [params], use_tqdm=False)
+                    pending[rid.rsplit("-", 1)[0]] = (key, n, rid)
+                    queued += n
+                if not pending:
+                    return
+                for out in engine.step():
+                    if out.finished and out.request_id in pending:
+                        key, n, _ = pending.pop(out.request_id)
+                        queued -= n
+                        yield key, [Completion(o.text, len(o.token_ids), o.finish_reason)
+                                    for o in out.outputs]
+        finally:
+            if pending:  # closed early or failed: a shared engine must not keep them
+                engine.abort_request([rid for *_, rid in pending.values()], internal=True)
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)
@@ -212,21 +337,63 @@ class OpenAIEngine:
                 out.append(Completion(text, ntok, c.get("finish_reason")))
         return out[:n]
 
-    async def _all(self, conversations, ns, cfg):
-        import httpx
-
-        sem = asyncio.Semaphore(self.cfg.concurrency)
-        headers = {"Authorization": f"Bearer {self.cfg.api_key}"}
-        async with httpx.AsyncClient(timeout=self.cfg.timeout, headers=headers) as client:
-            return await asyncio.gather(*(self._one(client, sem, i, m, n, cfg) for i, (m, n)
-                                          in enumerate(zip(conversations, ns, strict=True))))
-
     def generate(self, conversations: list[list[dict]], ns: list[int],
                  cfg: GenerateConfig | None = None) -> list[list[Completion]]:
-        return asyncio.run(self._all(conversations, ns, cfg or self.cfg))
+        return collect(self, conversations, ns, cfg)
+
+    def stream(self, requests: Iterable[tuple[object, list[dict], int]],
+               cfg: GenerateConfig | None = None) -> Iterator[tuple[object, list[Completion]]]:
+        """(key, conversation, n) in, (key, n completions) out as each prompt finishes.
+
+        `concurrency` requests stay in flight across shards (twice as many prompts are
+        queued on the semaphore, so a finished request is replaced at once); prompt i goes
+        to server i mod len(base_url), its retries to the next servers.
+        """
+        import httpx
+
+        cfg = cfg or self.cfg
+        loop = asyncio.new_event_loop()
+        sem = asyncio.Semaphore(self.cfg.concurrency)
+        headers = {"Authorization": f"Bearer {self.cfg.api_key}"}
+        client = httpx.AsyncClient(timeout=self.cfg.timeout, headers=headers)
+        todo = iter(requests)
+        tasks: dict[asyncio.Task, object] = {}
+        i = 0
+        try:
+            while True:
+                while len(tasks) < 2 * self.cfg.concurrency:
+                    item = next(todo, None)
+                    if item is None:
+                        break
+                    key, conv, n = item
+                    tasks[loop.create_task(self._one(client, sem, i, conv, n, cfg))] = key
+                    i += 1
+                if not tasks:
+                    return
+                done, _ = loop.run_until_complete(
+                    asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED))
+                for t in done:
+                    yield tasks.pop(t), t.result()
+        finally:
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(client.aclose())
+            loop.close()
 
     def close(self) -> None:
         pass
+
+
+def collect(engine, conversations: list[list[dict]], ns: list[int],
+            cfg: GenerateConfig | None = None) -> list[list[Completion]]:
+    """All completions in input order: `stream` for callers that want one batch."""
+    out: list[list[Completion] | None] = [None] * len(conversations)
+    for i, comps in engine.stream(((i, c, n) for i, (c, n)
+                                   in enumerate(zip(conversations, ns, strict=True))), cfg):
+        out[i] = comps
+    return out  # type: ignore[return-value]
 
 
 def make_engine(cfg: GenerateConfig):

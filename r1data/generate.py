@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+import itertools
 import json
+import os
 import platform
 import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -101,10 +109,130 @@ def missing_samples(store: Store, run: str, prompts: list[dict], n: int) -> list
     return todo
 
 
+class Claims:
+    """The prompts each live writer of a run has taken, so writers share a run, never a prompt.
+
+    Two `generate` processes on one run (or a flow's partitions of it) both wrote every sample.
+    Each writer now has a file under the run's lock folder, one prompt id a line, which it holds
+    with flock while it lives; it takes prompts a shard at a time, under `Store.lock("generate",
+    run)`, skipping those in live writers' files. A writer that left (done, failed or killed)
+    releases its prompts: the others then re-read what the store holds, so what it finished is
+    not redone and what it lost is taken again.
+    """
+
+    def __init__(self, store: Store, run: str, prompts: list[dict], n: int):
+        self.store, self.run, self.prompts, self.n = store, run, prompts, n
+        self.queue: deque[tuple[dict, list[int]]] = deque()
+        self.mine: set[str] = set()
+        self.others_seen: set[str] | None = None  # live writers at the last look
+        self.path: Path | None = None
+        self.fd: int | None = None
+
+    @contextlib.contextmanager
+    def _mutex(self, timeout: float = 120.0) -> Iterator[Path]:
+        deadline = time.monotonic() + timeout
+        while True:
+            lock = self.store.lock("generate", self.run)
+            try:
+                path = lock.__enter__()
+                break
+            except StoreError:  # another writer is taking prompts: that takes milliseconds
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        try:
+            yield path
+        finally:
+            lock.__exit__(None, None, None)
+
+    def _others(self, folder: Path) -> tuple[set[str], set[str]]:
+        """(live writers, prompt ids they hold); files of dead writers are removed."""
+        live, taken = set(), set()
+        for f in folder.iterdir():
+            if f == self.path:
+                continue
+            try:
+                fd = os.open(f, os.O_RDONLY)
+            except FileNotFoundError:  # its writer just finished
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:  # held: its writer lives
+                    live.add(f.name)
+                    taken.update(os.read(fd, 1 << 30).decode().split())
+                else:
+                    f.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        return live, taken
+
+    def take(self, k: int) -> list[tuple[dict, list[int]]]:
+        """Up to k (prompt, missing sample indices) no other live writer holds, now mine."""
+        with self._mutex() as lock_path:
+            folder = lock_path.parent / f"generate-{self.run}.claims"
+            if self.fd is None:
+                folder.mkdir(exist_ok=True)
+                self.path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            live, taken = self._others(folder)
+            if self.others_seen is None or self.others_seen - live:
+                self.queue = deque(t for t in missing_samples(self.store, self.run,
+                                                              self.prompts, self.n)
+                                   if t[0]["prompt_id"] not in self.mine)
+            self.others_seen = live
+            batch = []
+            while self.queue and len(batch) < k:
+                p, missing = self.queue.popleft()
+                if p["prompt_id"] not in taken:
+                    batch.append((p, missing))
+            ids = [p["prompt_id"] for p, _ in batch]
+            if ids:
+                os.write(self.fd, ("\n".join(ids) + "\n").encode())
+                self.mine.update(ids)
+            return batch
+
+    def others_alive(self) -> bool:
+        with self._mutex() as lock_path:
+            folder = lock_path.parent / f"generate-{self.run}.claims"
+            return folder.exists() and bool(self._others(folder)[0])
+
+    def release(self) -> None:
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)
+            self.fd = None
+
+
+def sample_rows(run: str, p: dict, missing: list[int], comps: list, cfg: GenerateConfig,
+                now: dt.datetime) -> list[dict]:
+    if len(comps) != len(missing):
+        raise StoreError(f"engine returned {len(comps)} samples for prompt "
+                         f"{p['prompt_id']}, expected {len(missing)}")
+    rows = []
+    for idx, c in zip(missing, comps, strict=True):
+        reasoning, final = split_think(c.text)
+        rows.append({
+            "run": run, "prompt_id": p["prompt_id"], "sample_idx": idx,
+            "completion": c.text, "reasoning": reasoning, "final": final,
+            "num_tokens": c.num_tokens, "finish_reason": c.finish_reason,
+            "model": cfg.model, "engine": cfg.engine,
+            "temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens,
+            "seed": cfg.seed if cfg.engine == "vllm" else None, "created_at": now,
+        })
+    return rows
+
+
 def generate(store: Store, cfg: GenerateConfig, run: str, *, where: str | None = None,
              sources: list[str] | None = None, limit: int | None = None, engine=None,
              progress: bool = True) -> GenerateReport:
-    """Generate what the run is missing; a rerun after a kill picks up at the first lost shard."""
+    """Generate what the run is missing; a rerun after a kill picks up at the first lost shard.
+
+    Prompts stream through the engine (its batch stays full across shards) and each shard is
+    written, atomically, once all its prompts are complete: a kill loses only shards in flight.
+    Concurrent writers of one run take different prompts (`Claims`).
+    """
     from tqdm import tqdm
 
     from r1data.engines import check_model, make_engine
@@ -131,52 +259,52 @@ def generate(store: Store, cfg: GenerateConfig, run: str, *, where: str | None =
         store.write_manifest("generate", run, manifest)
         return report
 
+    claims = Claims(store, run, prompts, cfg.n)
+    open_shards: dict[int, dict] = {}  # shard number -> its prompts and their completions
+
+    def requests():
+        for sid in itertools.count():
+            batch = claims.take(cfg.shard_prompts)
+            if not batch:
+                return
+            open_shards[sid] = {"batch": batch, "outs": [None] * len(batch), "left": len(batch)}
+            for j, (p, missing) in enumerate(batch):
+                yield (sid, j), build_messages(p["problem"], p["domain"], cfg), len(missing)
+
     own_engine = engine is None
-    engine = engine or make_engine(cfg)
-    total = sum(len(m) for _, m in todo)
     start = time.perf_counter()
-    bar = tqdm(total=total, unit="sample", desc=f"generate {run}", disable=not progress)
+    bar = tqdm(total=sum(len(m) for _, m in todo), unit="sample", desc=f"generate {run}",
+               disable=not progress)
     try:
-        for i in range(0, len(todo), cfg.shard_prompts):
-            chunk = todo[i:i + cfg.shard_prompts]
-            convs = [build_messages(p["problem"], p["domain"], cfg) for p, _ in chunk]
-            outs = engine.generate(convs, [len(m) for _, m in chunk], cfg)
+        engine = engine or make_engine(cfg)
+        start = time.perf_counter()
+        for (sid, j), comps in engine.stream(requests(), cfg):
+            shard = open_shards[sid]
+            shard["outs"][j] = comps
+            shard["left"] -= 1
+            report.tokens += sum(c.num_tokens or 0 for c in comps)
+            bar.update(len(comps))
+            bar.set_postfix(tok_s=f"{report.tokens / max(time.perf_counter() - start, 1e-9):.0f}")
+            if shard["left"]:
+                continue
             now = dt.datetime.now(dt.UTC)
-            rows = []
-            for (p, missing), comps in zip(chunk, outs, strict=True):
-                if len(comps) != len(missing):
-                    raise StoreError(f"engine returned {len(comps)} samples for prompt "
-                                     f"{p['prompt_id']}, expected {len(missing)}")
-                for idx, c in zip(missing, comps, strict=True):
-                    reasoning, final = split_think(c.text)
-                    rows.append({
-                        "run": run, "prompt_id": p["prompt_id"], "sample_idx": idx,
-                        "completion": c.text, "reasoning": reasoning, "final": final,
-                        "num_tokens": c.num_tokens, "finish_reason": c.finish_reason,
-                        "model": cfg.model, "engine": cfg.engine,
-                        "temperature": cfg.temperature, "top_p": cfg.top_p,
-                        "max_tokens": cfg.max_tokens,
-                        "seed": cfg.seed if cfg.engine == "vllm" else None,
-                        "created_at": now,
-                    })
-            table = pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA)
-            path = store.write_shard("samples", table, run,
-                                     metadata={"r1data_generate": manifest["config"]})
+            rows = [r for (p, missing), outs in zip(shard["batch"], shard["outs"], strict=True)
+                    for r in sample_rows(run, p, missing, outs, cfg, now)]
+            path = store.write_shard("samples", pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA),
+                                     run, metadata={"r1data_generate": manifest["config"]})
+            del open_shards[sid]
             report.shards.append(path.name)
             report.samples_written += len(rows)
-            report.tokens += sum(r["num_tokens"] or 0 for r in rows)
-            elapsed = time.perf_counter() - start
-            bar.update(len(rows))
-            bar.set_postfix(prompts=f"{min(i + cfg.shard_prompts, len(todo))}/{len(todo)}",
-                            tok_s=f"{report.tokens / max(elapsed, 1e-9):.0f}")
     finally:
         bar.close()
-        if own_engine:
+        claims.release()  # after the shards are written: others then see them done
+        if own_engine and engine is not None:
             engine.close()
     report.seconds = time.perf_counter() - start
-    manifest.update(status="complete", finished_at=dt.datetime.now(dt.UTC).isoformat(),
-                    samples=store.read("samples", run, columns=["prompt_id"]).num_rows)
-    store.write_manifest("generate", run, manifest)
+    if not claims.others_alive():  # a writer still at work will finish the manifest
+        manifest.update(status="complete", finished_at=dt.datetime.now(dt.UTC).isoformat(),
+                        samples=store.read("samples", run, columns=["prompt_id"]).num_rows)
+        store.write_manifest("generate", run, manifest)
     return report
 
 
