@@ -4,7 +4,7 @@
     python bench/train.py --only grpo --repeat 3 --vllm   # GRPO only, 3 interleaved runs/side,
                                                           # plus r1data with --rollout vllm
 
-Both sides: fp32 on CPU, torch threads as set below, the same batch shapes, no evaluation or
+Both sides: fp32 on CPU (r1data with device="cpu", bf16 off unless asked), torch threads as set below, the same batch shapes, no evaluation or
 checkpointing inside the timed steps. The first step of each is a warm-up and not timed; the
 median step is reported (the machine is shared, so means are dragged by other work).
 """
@@ -63,7 +63,7 @@ def bench_sft(model_dir: str, data: Path, tmp: Path, steps: int, batch: int, max
     out = tmp / "r1_sft"
     train_sft(SFTConfig(data=str(data), model=model_dir, out=str(out), max_steps=steps + 1,
                         batch_size=batch, max_len=max_len, packing=True, eval_every=0,
-                        save_every=0, lr=1e-4), progress=False)
+                        save_every=0, lr=1e-4, bf16=False, device="cpu"), progress=False)
     log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][1:]
     r1_tps = sum(r["input_tokens"] for r in log) / sum(r["seconds"] for r in log)
 
@@ -113,7 +113,7 @@ def bench_grpo(model_dir: str, tmp: Path, steps: int, G: int, prompts: int, max_
                           rewards={"accuracy": 1.0}, num_generations=G, prompts_per_step=prompts,
                           max_steps=steps + 1, max_completion_length=max_new, lr=1e-6,
                           beta=0.0, loss_type="dapo", save_every=0, bf16=bf16,
-                          rollout=rollout), progress=False)
+                          rollout=rollout, device="cpu"), progress=False)
     log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][1:]
     r1_step = statistics.median(r["seconds"] for r in log)  # median: the machine is shared
     r1_roll = statistics.median(r["rollout_seconds"] for r in log)
