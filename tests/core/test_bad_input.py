@@ -14,21 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from r1data import cli
 from r1data.prompts import ingest_synth
 from r1data.store import Store
 from tests.conftest import snapshot
-
-
-def run_cli(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["r1data", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.core.test_cli import run_cli
 
 
 def refused(monkeypatch, capsys, root: Path, *args, names: tuple[str, ...]) -> str:
