@@ -42,10 +42,12 @@ def countdown_task(numbers=None, target=None, *, meta=None, answer=None, problem
     """(numbers, target) from the first source that has them: the columns, the prompt's meta,
     a JSON answer ({"numbers": [...], "target": N}), a plain integer answer for the target,
     and the problem text ("Using the numbers [3, 5, 7], create an equation that equals 22")."""
+    from r1data.filters.logic import clamp_int  # a 5,000-digit target: no int() crash
+
     for source in (meta, answer):
         if isinstance(source, str) and source.lstrip().startswith("{"):
             try:
-                source = json.loads(source)
+                source = json.loads(source, parse_int=clamp_int)
             except json.JSONDecodeError:
                 source = None
         if isinstance(source, dict):
@@ -54,14 +56,14 @@ def countdown_task(numbers=None, target=None, *, meta=None, answer=None, problem
             target = target if target is not None else source.get("target")
     if target is None and isinstance(answer, (int, str)) and str(answer).strip().lstrip(
             "-").isdigit():
-        target = int(answer)
+        target = clamp_int(answer)
     text = prompt_text(problem)
     if numbers is None and text:
         m = _NUMBER_LIST.search(text)
-        numbers = [int(x) for x in m.group(1).split(",")] if m else None
+        numbers = [clamp_int(x) for x in m.group(1).split(",")] if m else None
     if target is None and text:
         m = _EQUALS.search(text)
-        target = int(m.group(1)) if m else None
+        target = clamp_int(m.group(1)) if m else None
     if numbers is None or target is None:
         return None
     try:

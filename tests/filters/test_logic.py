@@ -125,3 +125,15 @@ def test_clamped_values_are_unreachable():
     assert not countdown_correct(T + f"<answer>{huge}</answer>", [huge], huge)
     with pytest.raises(UnsafeExpression):
         safe_eval(str(MAX_ABS + 1))
+
+
+def test_a_5000_digit_countdown_gold_gets_a_reward_not_a_crash():
+    """The issue's crash: `Exceeds the limit (4300 digits)` from int() and json.loads."""
+    from r1data.filters.rewards import accuracy_reward
+
+    big = "9" * 5000
+    comps = [T + "<answer>1 + 2</answer>"] * 3
+    golds = [big, "3", f'{{"numbers": [1, 2], "target": {big}}}']
+    got = accuracy_reward(comps, answer=golds, domain=["countdown"] * 3,
+                          numbers=[[1, 2], [1, 2], None])
+    assert got == [0.0, 1.0, 0.0]
