@@ -18,8 +18,10 @@ from r1data.config import (
 )
 from r1data.errors import InputError, R1DataError
 from r1data.evaluate import evaluate
+from r1data.exam import ExamConfig
 from r1data.export import export
 from r1data.filtering import FilterConfig
+from r1data.harvest import HarvestConfig
 from r1data.selection import SelectConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -218,6 +220,8 @@ def query(
 
 # --- filter / select / export -------------------------------------------------------------------
 _F = field_defaults(FilterConfig)
+_EXAM = field_defaults(ExamConfig)
+_HARVEST = field_defaults(HarvestConfig)
 _SEL = field_defaults(SelectConfig)
 _EXP = signature_defaults(export)
 _EV = signature_defaults(evaluate)
@@ -383,16 +387,19 @@ def exam_cmd(
     model: Annotated[str, typer.Option(help="Model folder (or a prepared name) to examine.")],
     store: StoreOpt,
     label: Annotated[str, typer.Option(help="Name in the runs exam-LABEL-suffix/-plain.")],
-    k: Annotated[int, typer.Option(help="Samples per prompt (T 0.6, top-p 0.95).")] = 8,
-    per_family: Annotated[int, typer.Option(help="Prompts per family (5 families).")] = 24,
-    max_tokens: Annotated[int, typer.Option(help="Max new tokens per sample.")] = 256,
+    k: Annotated[int, typer.Option(help="Samples per prompt (T 0.6, top-p 0.95).")
+                 ] = _EXAM["k"],
+    per_family: Annotated[int, typer.Option(help="Prompts per family (5 families).")
+                          ] = _EXAM["per_family"],
+    max_tokens: Annotated[int, typer.Option(help="Max new tokens per sample.")
+                          ] = _EXAM["max_tokens"],
     progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
 ):
     """The held-out exam, with and without the R1 suffix: pass@1 [95% CI], format, last answer.
 
     Example: r1data exam --model smollm2 --label base --store st (then: r1data query --report exam)
     """
-    from r1data.exam import ExamConfig, evaluate_exam
+    from r1data.exam import evaluate_exam
     from r1data.models import resolve
 
     _echo(evaluate_exam(_store(store), resolve(model), label,
@@ -406,7 +413,7 @@ def harvest_cmd(
     store: StoreOpt,
     out: Annotated[Path, typer.Option(help="SFT dataset folder to write.")],
     config: Annotated[Path | None, typer.Option(help="YAML of HarvestConfig fields.")] = None,
-    n: Annotated[int | None, typer.Option(help="Samples per prompt (default 16).")] = None,
+    n: Annotated[int | None, _given("Samples per prompt.", _HARVEST["n"])] = None,
     progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
 ):
     """Self-harvested cold start: sample the base, keep verified answers, rewrite to the R1
@@ -415,7 +422,7 @@ def harvest_cmd(
     Example: r1data harvest --model smollm2 --store st --out data/coldstart
     """
     from r1data.config import load_config
-    from r1data.harvest import HarvestConfig, harvest
+    from r1data.harvest import harvest
     from r1data.models import resolve
 
     cfg = load_config(HarvestConfig, config, model=resolve(model), n=n)
