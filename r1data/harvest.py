@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -86,20 +87,28 @@ def add_prompts(store: Store, cfg: HarvestConfig) -> list[str]:
     return sorted({r["source"] for r in rows})
 
 
-def rewrite(completion: str, answer: str, gold: str) -> str:
-    """The R1 form of a verified sample: its reasoning (up to the line where the verified
-    answer last appears; what follows is usually drift) in <think>, then the gold boxed."""
+def rewrite(completion: str, answer: str, gold: str) -> tuple[str, bool]:
+    """The R1 form of a verified sample: its reasoning up to the line where the verified answer
+    last appears (what follows is usually drift) in <think>, then the gold boxed; and whether
+    that cut happened (then the text is complete even if the sample ran out of tokens later)."""
     text = completion.replace("<think>", "").replace("</think>", "").strip()
     cut = text.rfind(answer) if answer else -1
     if cut >= 0:
         end = text.find("\n", cut)
         text = text[:end if end >= 0 else len(text)].strip()
-    return f"<think>\n{text}\n</think>\n\nThe answer is \\boxed{{{gold}}}."
+    return f"<think>\n{text}\n</think>\n\nThe answer is \\boxed{{{gold}}}.", cut >= 0
 
 
-def write_rewritten(store: Store, run: str, out_run: str) -> int:
-    """The correct samples of `run`, rewritten into the R1 format, as run `out_run`."""
+# A verified answer must be a value: the math verifier also accepts a restated expression
+# ("(6 + 8) \\div 4" for 7/2, the last math span of a model that copied the question).
+_VALUE = re.compile(r"^-?(?:\d+(?:\.\d+)?|\d+/\d+|\\frac\{\d+\}\{\d+\})$")
+
+
+def write_rewritten(store: Store, run: str, out_run: str) -> tuple[int, int]:
+    """The correct samples of `run` whose answer is a value, rewritten into the R1 format, as
+    run `out_run`; returns (rewritten, dropped because the answer was not a value)."""
     from r1data import query
+    from r1data.filters.extract import split_think
 
     rows = query.run(store, f"""
         SELECT s.*, v.answer AS extracted, p.answer AS gold
@@ -111,16 +120,22 @@ def write_rewritten(store: Store, run: str, out_run: str) -> int:
         raise InputError(f"run {run!r} has no correct sample to harvest", path=str(store.root))
     for old in store.shards("samples", out_run):  # a rerun replaces the rewritten run whole
         old.unlink()
-    out = []
+    out, not_value = [], 0
     for r in rows:
-        text = rewrite(r["completion"], r["extracted"] or "", r["gold"])
-        reasoning, final = text[len("<think>\n"):text.index("\n</think>")], \
-            text[text.index("</think>") + len("</think>"):].strip()
+        if not _VALUE.match((r["extracted"] or "").replace(" ", "")):
+            not_value += 1
+            continue
+        text, cut = rewrite(r["completion"], r["extracted"] or "", r["gold"])
+        reasoning, final = split_think(text)
         out.append({k: r[k] for k in SAMPLES_SCHEMA.names} | {
-            "run": out_run, "completion": text, "reasoning": reasoning, "final": final})
+            "run": out_run, "completion": text, "reasoning": reasoning, "final": final,
+            "finish_reason": "stop" if cut else r["finish_reason"]})
+    if not out:
+        raise InputError(f"run {run!r}: no correct sample answers with a value",
+                         path=str(store.root))
     store.write_shard("samples", pa.Table.from_pylist(out, schema=SAMPLES_SCHEMA), out_run,
                       metadata={"r1data_harvest": {"from_run": run}})
-    return len(out)
+    return len(out), not_value
 
 
 def distinctness(store: Store, run: str, threshold: float = 0.7) -> dict:
@@ -193,7 +208,7 @@ def harvest(store: Store, cfg: HarvestConfig, out: str | Path, *, engine=None,
                           seed=cfg.engine_seed, system_prompt=cfg.system_prompt)
     gen = generate(store, gcfg, raw, sources=sources, engine=engine, progress=progress)
     verified = filter_run(store, raw, FilterConfig(checks=["correct"]), progress=progress)
-    rewritten = write_rewritten(store, raw, r1)
+    rewritten, not_value = write_rewritten(store, raw, r1)
     store.write_manifest("generate", r1, {"run": r1, "engine": "rewrite",
                                           "config": gcfg.model_dump(exclude={"api_key"}),
                                           "from_run": raw, "status": "complete"})
@@ -214,7 +229,8 @@ def harvest(store: Store, cfg: HarvestConfig, out: str | Path, *, engine=None,
     dist = distinctness(store, raw, cfg.near_dup_threshold)
     funnel = {"prompts": gen.prompts, "samples": verified.total,
               "verified": verified.kept,
-              "rewritten": rewritten, "passed_filters": filtered.kept,
+              "dropped_not_a_value": not_value, "rewritten": rewritten,
+              "passed_filters": filtered.kept,
               "dropped_by_filters": filtered.dropped, "selection": asdict(sel),
               "seed_rows": len(seeds), "rows": len(rows),
               "plain_rows": sum(not r["messages"][0]["content"].endswith(R1_USER_SUFFIX)

@@ -1,13 +1,16 @@
 -- The held-out exam (r1data/exam.py), models side by side per task family. Runs are named
 -- exam-<model>-suffix (the R1 user suffix in the prompt) and exam-<model>-plain (without it).
--- pass_at_1: the boxed answer is correct (mean over the k samples, then over prompts);
+-- pass_at_1: the boxed answer is correct (mean over the k samples, then over prompts) and is a
+--   value, not the question's expression restated (math-verify counts "8 + 8" right for 16);
 -- format_rate: the sample closes </think> and boxes an answer after it (the R1 format);
 -- last_answer: the last number of the completion equals the gold (what a weak model gets);
 -- prompt_pass: each prompt's pass@1, for the bootstrap interval over prompts.
 WITH per_prompt AS (
     SELECT s.run, replace(p.source, 'exam/', '') AS family, s.prompt_id,
            count(*) AS k,
-           avg((coalesce(v.correct, false) AND contains(s.final, '\boxed'))::INT) AS pass_at_1,
+           avg((coalesce(v.correct, false) AND contains(s.final, '\boxed')
+                AND NOT regexp_matches(coalesce(v.answer, ''), '[0-9)]\s*([-+*/×÷]|\\times|\\div)'))::INT)
+               AS pass_at_1,
            avg((s.reasoning IS NOT NULL AND contains(s.final, '\boxed'))::INT) AS format_rate,
            avg(coalesce(try_cast(replace(list_last(regexp_extract_all(
                    s.completion, '-?[0-9][0-9,]*(?:\.[0-9]+)?')), ',', '') AS DOUBLE)

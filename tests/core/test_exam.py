@@ -23,6 +23,7 @@ from r1data.exam import (
     table,
     template_rows,
 )
+from r1data.filters.extract import last_boxed
 from r1data.harvest import TRAIN_GYM, HarvestConfig
 from r1data.store import SAMPLES_SCHEMA, VERDICTS_SCHEMA
 from r1data.synth import ALL_KINDS, synth_prompts
@@ -123,7 +124,7 @@ def _write_exam_run(store, run: str, outcomes: dict[str, list[tuple[str, bool]]]
                             "temperature": 0.6, "top_p": 0.95, "max_tokens": 8, "seed": 0,
                             "created_at": now})
             verdicts.append({"run": run, "prompt_id": pid, "sample_idx": i, "filter_run": "f",
-                             "created_at": now, "answer": None, "correct": ok,
+                             "created_at": now, "answer": last_boxed(text), "correct": ok,
                              "format_ok": None, "format_reason": None, "repetition": None,
                              "lang": None, "lang_prob": None, "lang_consistency": None,
                              "keep": ok, "reject_reason": None})
@@ -145,7 +146,8 @@ def test_scores_per_family_with_interval(store):
         story[1]["prompt_id"]: [(f"it is {gold[story[1]['prompt_id']]}", True),  # not boxed
                                 ("no idea 1000", False)],
         verbal[0]["prompt_id"]: [(boxed[verbal[0]["prompt_id"]], True), ("x", False)],
-        verbal[1]["prompt_id"]: [("<think>\nhm\n</think>\n\n\\boxed{1000}", False)] * 2})
+        verbal[1]["prompt_id"]: [("<think>\nhm\n</think>\n\n\\boxed{1000}", False),
+                                 ("<think>\nhm\n</think>\n\n\\boxed{3 + 4}", True)]})
     got = scores(store, [run], resamples=500)[run]
     assert (got["prompts"], got["k"]) == (4, 2)
     assert got["pass_at_1"] == pytest.approx((1 + 0 + 0.5 + 0) / 4)

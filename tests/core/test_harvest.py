@@ -14,11 +14,12 @@ from r1data.store import SAMPLES_SCHEMA, VERDICTS_SCHEMA
 
 def test_rewrite_keeps_the_models_reasoning_up_to_its_answer():
     raw = "First 3 + 4.\nSo 3 + 4 = 7.\nThen I wander off about 12 <think> things."
-    text = rewrite(raw, "7", "7")
-    assert text == ("<think>\nFirst 3 + 4.\nSo 3 + 4 = 7.\n</think>\n\n"
+    text, cut = rewrite(raw, "7", "7")
+    assert cut and text == ("<think>\nFirst 3 + 4.\nSo 3 + 4 = 7.\n</think>\n\n"
                     "The answer is \\boxed{7}.")
     assert check_format(text) == (True, None)
-    assert rewrite("<think>just 5</think> 5", "", "5").count("<think>") == 1
+    text, cut = rewrite("<think>just 5</think> 5 and more", "", "5")
+    assert not cut and text.count("<think>") == 1 and "5 and more\n</think>" in text
 
 
 def test_plain_share_drops_the_suffix_from_some_user_turns():
@@ -73,7 +74,8 @@ def test_harvest_from_the_base_model_is_r1_format_its_own_and_exam_free(store, t
     rows = datasets.load_from_disk(str(tmp_path / "cs"))["train"].to_list()
     f = res["funnel"]
     assert f["prompts"] == 9 and f["samples"] == 54 and len(rows) == f["rows"] > 0
-    assert f["verified"] == f["rewritten"] >= f["passed_filters"] >= f["selection"]["kept"]
+    assert f["verified"] == f["rewritten"] + f["dropped_not_a_value"]
+    assert f["rewritten"] >= f["passed_filters"] >= f["selection"]["kept"]
     own = {" ".join(r["completion"].replace("<think>", "").replace("</think>", "").split())
            for r in store.read("samples", "harvest").to_pylist() if r["model"] == base}
     gold = {p["problem"]: p["answer"] for p in store.read("prompts").to_pylist()}
