@@ -302,9 +302,11 @@ def run_asserts(code: str, tests: str, *, entry_point: str | None = None,
                            _MAX_MESSAGE)
         with ThreadPoolExecutor(max_workers=1) as pool:
             solution = pool.submit(run_python, server, timeout=timeout + 1,
-                                   fds=(req_r, resp_w), stop_fd=stop_r)
+                                   fds=(req_r, resp_w), stop_fd=stop_r,
+                                   filename="r1data-server.py")
             try:
-                h = run_python(harness, timeout=timeout, fds=(req_w, resp_r, verdict_w))
+                h = run_python(harness, timeout=timeout, fds=(req_w, resp_r, verdict_w),
+                               filename="r1data-harness.py")
             finally:
                 os.write(stop_w, b"x")
             s = solution.result()

@@ -92,9 +92,9 @@ def _r1_boot():
                 super().__init__(family, type, proto, fileno)
 
         _socket.socket = _socket.SocketType = _Blocked
-    sys.argv = ["solution.py"]
+    sys.argv = [sys.argv[8]]
     del globals()["_r1_boot"]
-    return compile(b"".join(parts), "solution.py", "exec")
+    return compile(b"".join(parts), sys.argv[0], "exec")
 exec(_r1_boot())
 """
 
@@ -383,7 +383,7 @@ def _wait(pid: int, deadline: float) -> tuple[int | None, float]:
 
 def _run(source: str, stdin: str, timeout: float, cpu_seconds: float | None, memory_mb: int,
          max_output: int, nproc: int, mode: dict, fds: tuple[int, ...] = (),
-         stop_fd: int | None = None) -> RunResult:
+         stop_fd: int | None = None, filename: str = "solution.py") -> RunResult:
     start = time.monotonic()
     code = source.encode("utf-8", errors="replace")
     if len(code) > MAX_SOURCE:
@@ -401,7 +401,7 @@ def _run(source: str, stdin: str, timeout: float, cpu_seconds: float | None, mem
         cgroups = _make_cgroups(mode, memory_mb, nproc) if mode["cgroups"] else {}
         boot_args = [str(src_fd), str(memory_mb * 2**20), str(cpu), str(16 * 2**20), "256",
                      "0" if "pids" in cgroups else str(nproc),
-                     "0" if ns or mode["network"] else "1"]
+                     "0" if ns or mode["network"] else "1", filename]
         workdir = None if ns else tempfile.mkdtemp(prefix="r1data-sbx-")
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/w" if ns else workdir,
                "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONIOENCODING": "utf-8"}
@@ -472,7 +472,8 @@ def _why(rc: int, stderr: str, cpu_used: float, cpu_limit: int, events: dict[str
 def run_python(source: str, *, stdin: str = "", timeout: float = 5.0,
                cpu_seconds: float | None = None, memory_mb: int = 512, max_output: int = 64_000,
                network: bool = False, nproc: int = 32, isolation: str | None = None,
-               fds: tuple[int, ...] = (), stop_fd: int | None = None) -> RunResult:
+               fds: tuple[int, ...] = (), stop_fd: int | None = None,
+               filename: str = "solution.py") -> RunResult:
     """Run `source` as a fresh program; every process it started is gone when this returns.
 
     timeout: wall seconds (the parent kills). cpu_seconds: RLIMIT_CPU per process (default
@@ -481,13 +482,13 @@ def run_python(source: str, *, stdin: str = "", timeout: float = 5.0,
     isolation: None for R1DATA_SANDBOX_ISOLATION or else the best this machine has, or
     'namespaces' / 'rlimits' to insist. fds: pipe ends handed to the program under the same
     numbers; this call owns and closes them. stop_fd: when it turns readable the run is killed
-    (killed_reason 'stopped').
+    (killed_reason 'stopped'). filename: the program's name in its tracebacks and sys.argv.
     """
     mode = _mode(isolation)
     if network:
         mode = {**mode, "network": True}
     return _run(source, stdin, timeout, cpu_seconds, memory_mb, max_output, nproc, mode, fds,
-                stop_fd)
+                stop_fd, filename)
 
 
 if __name__ == "__main__":  # `python -m r1data.filters.sandbox`: the mode this machine is in
