@@ -139,3 +139,18 @@ def test_shard_names_skip_the_schema_marker(tmp_path):
                                 schema=PROMPTS_SCHEMA)
     path = st.write_shard("prompts", rows, prefix="part")
     assert st.shard_names("prompts") == [path.name]
+
+
+def test_filter_run_t_no_longer_unpins_generation_run_filter_t(tmp_path):
+    """The issue's case: `filter --run t` used to overwrite the manifest of generation run
+    `filter-t`, after which resuming `filter-t` at another temperature was not refused."""
+    from r1data.config import GenerateConfig
+    from r1data.generate import check_resumable, manifest_for
+
+    st = Store(tmp_path / "s")
+    st.write_manifest("generate", "filter-t",
+                      manifest_for(GenerateConfig(model="m", temperature=0.6), "filter-t", "vllm"))
+    st.write_manifest("filter", "t", {"run": "t", "filter_run": "f", "config": {}})
+    with pytest.raises(StoreError, match="temperature=0.6"):
+        check_resumable(st.read_manifest("generate", "filter-t"),
+                        GenerateConfig(model="m", temperature=1.3), "filter-t")
