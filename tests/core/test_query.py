@@ -206,7 +206,8 @@ def test_where_selects_by_expression(store):
         [first]
 
 
-@pytest.mark.parametrize("name", ["a,b", "it's", "with space", "ünïcødé 数据", "q\"uote,'x'"])
+@pytest.mark.parametrize("name", ["a,b", "it's", "with space", "ünïcødé 数据", "q\"uote,'x'",
+                                  "gl[o]b*?"])
 def test_views_read_stores_at_any_path(tmp_path, name):
     from r1data.store import Store
 
