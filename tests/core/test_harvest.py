@@ -90,3 +90,15 @@ def test_harvest_from_the_base_model_is_r1_format_its_own_and_exam_free(store, t
     texts = [m["content"].removesuffix(R1_USER_SUFFIX) for r in rows for m in r["messages"]]
     assert leaks(exam, texts) == {"exact": [], "ngram": [], "template": []}
     assert store.read_manifest("export", "harvest")["distinct"]["correct"] == f["verified"]
+
+
+def test_an_exam_family_cannot_be_harvested_and_the_store_is_untouched(store, tmp_path):
+    from r1data.errors import InputError
+    from r1data.harvest import HarvestConfig, harvest
+    from tests.conftest import snapshot
+
+    before = snapshot(store.root)
+    cfg = HarvestConfig(model="m", synth_n=2, gym={"chain_sum": 2})  # an exam family
+    with pytest.raises(InputError, match="not a harvest family"):
+        harvest(store, cfg, tmp_path / "cs", progress=False)
+    assert snapshot(store.root) == before and not (tmp_path / "cs").exists()
