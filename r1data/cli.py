@@ -201,17 +201,22 @@ def query(
     fmt: Annotated[str | None, typer.Option("--format", help="csv, json or parquet (default: "
                                             "from --out's suffix).")] = None,
     max_rows: Annotated[int, typer.Option(help="Rows printed.")] = 50,
+    param: Annotated[list[str] | None, typer.Option(
+        help="NAME=VALUE for the SQL's getvariable('NAME'), e.g. --report compare --param "
+             "run_a=A --param run_b=B.")] = None,
 ):
     """SQL over the store with DuckDB.
 
     Example: r1data query --store st --report pass_rate
     """
     from r1data import query as q
+    from r1data.serve import parse_params, with_params
 
     if (sql is None) == (report is None):
         raise InputError("give either SQL or --report NAME")
     st = _store(store, create=False)
-    rel = q.run(st, q.report_sql(report) if report else sql)
+    text = q.report_sql(report) if report else sql
+    rel = q.run(st, with_params(text, parse_params(param or [])) if param else text)
     if out:
         typer.echo(str(q.write(rel, out, fmt)))
     else:
@@ -467,6 +472,27 @@ def main() -> None:
         if isinstance(e, click.exceptions.Abort):
             sys.exit(130)
         raise
+
+
+from r1data.serve import PORT as _SERVE_PORT  # noqa: E402 (the serve command's default)
+
+
+@app.command("serve")
+def serve_cmd(
+    store: StoreOpt,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (the only address served).")
+                    ] = _SERVE_PORT,
+):
+    """A local read-only web app over the store: runs and funnels, prompts, samples with their
+    verdicts, a SQL box, the report's plots, two runs compared. Stops with Ctrl+C.
+
+    Example: r1data serve --store st   (then open http://127.0.0.1:8765)
+    """
+    from r1data.serve import serve
+
+    st = _store(store, create=False)
+    typer.echo(f"r1data serve: http://127.0.0.1:{port} over {st.root}", err=True)
+    serve(st, port)
 
 
 if __name__ == "__main__":
