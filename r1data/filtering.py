@@ -1,8 +1,11 @@
 """`r1data filter`: verdicts for every sample of a run, one verdict shard per sample shard.
 
-Streams one sample shard at a time (bounded memory), writes its verdict shard atomically, and on a
-rerun skips shards whose verdicts for the same settings exist, so a killed job resumes. Math is
-checked once per distinct (gold, extracted answer) in a process pool that bounds every check.
+Each process streams its sample shard (or slice of one) in row batches of at most `batch_rows`
+samples and `batch_chars` characters, so its memory is bounded by the batch, not by shard size x
+trace length (R1 traces run to 100k characters); only the verdicts, without text, are held for the
+whole shard, and written atomically. A rerun skips shards whose verdicts for the same settings
+exist, so a killed job resumes. Math is checked once per distinct (gold, extracted answer) in a
+process pool that bounds every check.
 """
 
 from __future__ import annotations
@@ -32,16 +35,25 @@ class FilterConfig:
     min_consistency: float = MIN_CONSISTENCY  # share of target-language words in the CoT
     timeout: float = 5.0  # seconds per symbolic or code check
     workers: int | None = None  # processes for math checks (default: all cores)
+    batch_rows: int = 256  # samples filtered at a time per process: bounds memory
+    batch_chars: int = 4_000_000  # and their characters (~150 R1 traces of 26k)
 
     def __post_init__(self):
         unknown = [c for c in self.checks if c not in CHECKS]
         if unknown:
             raise ConfigError(f"unknown filter(s) {unknown}; known: {', '.join(CHECKS)}")
+        if self.batch_rows < 1 or self.batch_chars < 1:
+            raise ConfigError(f"batch_rows and batch_chars must be >= 1, got "
+                              f"{self.batch_rows}, {self.batch_chars}")
 
     def run_id(self) -> str:
-        blob = json.dumps({k: v for k, v in asdict(self).items() if k != "workers"},
+        """Hash of the settings that decide verdicts (not of processes or batch sizes)."""
+        blob = json.dumps({k: v for k, v in asdict(self).items() if k not in _NOT_VERDICT},
                           sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+_NOT_VERDICT = ("workers", "batch_rows", "batch_chars")  # how, not what: same verdicts
 
 
 @dataclass
@@ -112,33 +124,77 @@ def _prompts_of(store_root: str) -> dict[str, dict]:
     return _PROMPTS[store_root]
 
 
+_SAMPLE_COLUMNS = ["run", "prompt_id", "sample_idx", "completion", "reasoning", "final",
+                   "finish_reason"]
+_READ_ROWS = 32  # Parquet is decoded this many rows at a time, then grouped into batches
+
+
+def sample_batches(shard: str, rows: list[int] | None, batch_rows: int, batch_chars: int
+                   ) -> Iterator[list[dict]]:
+    """The shard's samples (or its rows [start, stop)) as lists of at most batch_rows rows
+    and about batch_chars characters of completion (a batch holds at least one row), read a
+    few rows at a time: the shard is never in memory whole."""
+    import pyarrow.parquet as pq
+
+    start, stop = rows if rows is not None else (0, None)
+    pf = pq.ParquetFile(shard, buffer_size=1 << 20)  # not a whole column chunk at once
+    groups, first, at = [], [], 0  # row groups overlapping the slice, and their first row
+    for g in range(pf.metadata.num_row_groups):
+        n = pf.metadata.row_group(g).num_rows
+        if at + n > start and (stop is None or at < stop):
+            groups.append(g)
+            first.append(at)
+        at += n
+    pos = first[0] if first else 0
+    batch: list[dict] = []
+    chars = 0
+    for rb in pf.iter_batches(batch_size=_READ_ROWS, row_groups=groups,
+                              columns=_SAMPLE_COLUMNS):
+        lo, hi = max(start - pos, 0), rb.num_rows if stop is None else min(stop - pos,
+                                                                          rb.num_rows)
+        pos += rb.num_rows
+        for r in rb.slice(lo, max(0, hi - lo)).to_pylist():
+            size = len(r["completion"] or "")
+            if batch and (len(batch) >= batch_rows or chars + size > batch_chars):
+                yield batch
+                batch, chars = [], 0
+            batch.append(r)
+            chars += size
+        if stop is not None and pos >= stop:
+            break
+    if batch:
+        yield batch
+
+
 def filter_shard(store_root: str, shard: str, target: str, cfg: dict,
                  rows: list[int] | None = None) -> dict[str, int]:
     """One sample shard (or its rows [start, stop)) -> its verdicts at target; returns counts
-    by outcome. Runs in a worker. A slice is a part file, joined by the caller."""
+    by outcome. Runs in a worker, one row batch at a time. A slice is a part file, joined by
+    the caller."""
     import pyarrow.parquet as pq
 
     fc = FilterConfig(**cfg)
+    fid = fc.run_id()
     prompts = _prompts_of(store_root)
-    samples = pq.ParquetFile(shard).read(columns=["run", "prompt_id", "sample_idx",
-                                                  "completion", "reasoning", "final",
-                                                  "finish_reason"])
-    if rows is not None:
-        samples = samples.slice(rows[0], rows[1] - rows[0])
-    items = []
-    for s in samples.to_pylist():
-        p = prompts.get(s["prompt_id"])
-        if p is None:
-            raise InputError(f"sample of unknown prompt {s['prompt_id']}", path=shard)
-        items.append(s | {"domain": p["domain"], "gold": p["answer"], "tests": p["tests"],
-                          "meta": p["meta"], "problem": p["problem"]})
-    done = verdict_rows(items, fc, fc.run_id())
-    table = pa.Table.from_pylist(done, schema=VERDICTS_SCHEMA)
+    tables, counts = [], Counter()
+    for batch in sample_batches(shard, rows, fc.batch_rows, fc.batch_chars):
+        items = []
+        for s in batch:
+            p = prompts.get(s["prompt_id"])
+            if p is None:
+                raise InputError(f"sample of unknown prompt {s['prompt_id']}", path=shard)
+            items.append(s | {"domain": p["domain"], "gold": p["answer"], "tests": p["tests"],
+                              "meta": p["meta"], "problem": p["problem"]})
+        done = verdict_rows(items, fc, fid)
+        del items  # before the next batch is read: one batch of text at a time
+        counts.update("kept" if d["keep"] else d["reject_reason"] for d in done)
+        tables.append(pa.Table.from_pylist(done, schema=VERDICTS_SCHEMA))
+    table = pa.concat_tables(tables) if tables else VERDICTS_SCHEMA.empty_table()
     if rows is None:
         write_parquet_atomic(table, Path(target), metadata={"r1data_filter": cfg})
     else:  # read only after this call returns; the joined shard is written atomically
         pq.write_table(table, target, compression="none")
-    return dict(Counter("kept" if d["keep"] else d["reject_reason"] for d in done))
+    return dict(counts)
 
 
 MIN_ROWS_PER_PROCESS = 4096  # a worker costs ~0.4 s of CPU to start (Python, pyarrow, the

@@ -142,3 +142,109 @@ def test_few_shards_are_sliced_over_processes_with_the_same_verdicts(store, tmp_
     vdir = store.table_dir("verdicts", "r")
     assert [p.name for p in vdir.iterdir() if p.name.startswith(".")] == []
     assert len(store.shards("verdicts", "r")) == 1
+
+
+def long_items(pid, n, chars, seed=0):
+    """n varied traces of about `chars` characters (words from a seeded vocabulary)."""
+    import random
+
+    rng = random.Random(seed)
+    vocab = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9)))
+             for _ in range(3000)]
+    out = []
+    for i in range(n):
+        words = rng.choices(vocab, k=chars // 6)
+        text = " ".join(w + ("." if j % 12 == 11 else "") for j, w in enumerate(words))
+        out.append((pid, f"<think>\n{text}\n</think>\n\\boxed{{{i % 9}}}",
+                    "length" if i % 7 == 0 else "stop"))
+    return out
+
+
+def test_batches_cover_the_slice_within_their_limits(store):
+    """sample_batches over shards of several row groups: every row of [start, stop) once, in
+    order, each batch within batch_rows and batch_chars (or a single longer row)."""
+    import pyarrow.parquet as pq
+
+    from r1data.filtering import sample_batches
+
+    ids = prompts(store)
+    add_samples(store, "r", long_items(ids["math"], 150, 600), shard_size=150)
+    whole = store.shards("samples", "r")[0]
+    table = pq.read_table(whole)
+    split = store.root / "split.parquet"
+    pq.write_table(table, split, row_group_size=37)
+    for path in (whole, split):
+        for rows, b_rows, b_chars in ((None, 16, 10**9), ([5, 149], 7, 3000), ([36, 38], 1, 1),
+                                      ([100, 150], 256, 5000), ([0, 0], 4, 10**9)):
+            batches = list(sample_batches(str(path), rows, b_rows, b_chars))
+            a, b = rows or (0, 150)
+            got = [(r["sample_idx"], r["completion"]) for bt in batches for r in bt]
+            assert got == list(zip(table["sample_idx"].to_pylist()[a:b],
+                                   table["completion"].to_pylist()[a:b], strict=True))
+            for bt in batches:
+                assert len(bt) <= b_rows
+                assert len(bt) == 1 or sum(len(r["completion"]) for r in bt) <= b_chars
+
+
+def test_batched_verdicts_equal_whole_shard_verdicts(store, tmp_path):
+    """Verdicts do not depend on the batch: one batch per shard, batches of 3 rows, or a
+    character budget below one trace give the same table (and the same filter run id)."""
+    from r1data.store import Store
+
+    items = None
+    tables = []
+    for k, (b_rows, b_chars) in enumerate(((10**6, 10**9), (3, 10**9), (10**6, 100))):
+        st = Store(tmp_path / f"s{k}")
+        ids = prompts(st)
+        items = items or long_items(ids["math"], 40, 3000) + [
+            (ids["math"], f"<think>\n{ZH} {EN}\n</think>\n\\boxed{{5}}", "stop"),
+            (ids["math"], f"<think>\n{EN}\n</think>\n\\boxed{{5}}", "stop")]
+        add_samples(st, "r", items, shard_size=len(items))
+        rep = filter_run(st, "r", FilterConfig(batch_rows=b_rows, batch_chars=b_chars,
+                                               workers=1), progress=False)
+        cols = [c for c in st.read("verdicts", "r").column_names if c != "created_at"]
+        tables.append((rep.filter_run, rep.kept, st.read("verdicts", "r", cols)))
+    assert {t[0] for t in tables} == {FilterConfig().run_id()}
+    assert tables[0][2].num_rows == 42 and 0 < tables[0][1] < 42
+    assert tables[0][2].equals(tables[1][2]) and tables[0][2].equals(tables[2][2])
+
+
+_PEAKS = """
+import json, resource, sys
+from r1data.filtering import FilterConfig, filter_shard
+from dataclasses import asdict
+root, out, jobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+peaks = []
+for shard, batch_rows in jobs:
+    cfg = asdict(FilterConfig(batch_rows=batch_rows, workers=1))
+    filter_shard(root, shard, out + "/" + str(len(peaks)) + ".parquet", cfg)
+    peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(json.dumps(peaks))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_memory_is_bounded_by_the_row_batch_not_the_shard(store, tmp_path):
+    """One process filters a shard of 16 long traces, then one of 128, in batches of 8: its
+    peak RSS does not grow with the shard (less than a tenth of the extra text). The same
+    128 traces as one batch do raise it by more than the extra text: the measure can fail.
+
+    The shards have row groups of 16 rows and no dictionary page: a Parquet reader decodes a
+    column's whole dictionary page (for texts that never repeat, all of a row group's text)
+    before its first row, so a one-group dictionary shard costs ~1x its text to read."""
+    import pyarrow.parquet as pq
+
+    ids = prompts(store)
+    chars = 40_000
+    add_samples(store, "small", long_items(ids["math"], 16, chars, seed=1), shard_size=16)
+    add_samples(store, "big", long_items(ids["math"], 128, chars, seed=2), shard_size=128)
+    small, big = store.shards("samples", "small")[0], store.shards("samples", "big")[0]
+    for path in (small, big):  # streamable shards: row groups of 16, text not in a dictionary
+        pq.write_table(pq.read_table(path), path, row_group_size=16, use_dictionary=False)
+    jobs = [[str(small), 8], [str(big), 8], [str(big), 128]]
+    got = subprocess.run([sys.executable, "-c", _PEAKS, str(store.root), str(tmp_path),
+                          json.dumps(jobs)], capture_output=True, text=True, check=True)
+    after_small, after_big, whole = json.loads(got.stdout)
+    extra_text = (128 - 16) * chars
+    assert after_big - after_small < extra_text / 10, (after_small, after_big, whole)
+    assert whole - after_big > extra_text, (after_small, after_big, whole)
