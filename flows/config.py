@@ -1,15 +1,32 @@
-"""One YAML file describes a pipeline; validated up front with file- and field-named errors."""
+"""One YAML file describes a pipeline; validated up front with file- and field-named errors.
+
+Each section takes its fields and defaults from the library config of its stage (GenerateConfig,
+FilterConfig, SelectConfig, SFTConfig, GRPOConfig; export and evaluate's arguments), so a
+default is written once, there; the flows add only what they chain or name (run, out, model).
+Values a small example needs (few steps, short answers on a CPU) are in its YAML.
+"""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import typing
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from r1data.chat import R1_SYSTEM_PROMPT, R1_USER_SUFFIX
+from r1data.coldstart import write_cold_start
+from r1data.config import DEFAULT_TEACHER, GenerateConfig, signature_defaults
 from r1data.errors import ConfigError
+from r1data.evaluate import evaluate
+from r1data.export import export
+from r1data.filtering import FilterConfig
+from r1data.selection import SelectConfig
+from r1data.synth import synth_prompts
+from r1data.trainers.grpo import GRPOConfig
+from r1data.trainers.sft import SFTConfig
 
 FLOWS = ("curate", "r1_zero", "distill", "r1_pipeline")
 
@@ -18,11 +35,45 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a typo in the YAML is an error, not ignored
 
 
+class _Section(_Strict):
+    """A YAML section over a library config: `library_section` gives it the library's fields,
+    types, bounds and defaults (written once, there); `to` builds the library's config."""
+
+    def to(self, library: type, **chained):
+        """The library config of this section, with what the flow chains (data, model, out)."""
+        names = [f.name for f in dataclasses.fields(library)] if dataclasses.is_dataclass(
+            library) else list(library.model_fields)
+        own = {k: getattr(self, k) for k in names if k in type(self).model_fields}
+        return library(**{**own, **chained})
+
+
+def library_section(base: type[_Section], library: type, *, drop: tuple[str, ...] = ()):
+    """`base` (the flow's own fields) plus every field of `library` (a pydantic model or a
+    dataclass) except `drop` and those `base` redefines."""
+    skip = set(drop) | set(base.model_fields)
+    if dataclasses.is_dataclass(library):
+        hints = typing.get_type_hints(library)
+        fields = {f.name: (hints[f.name], Field(default=f.default) if f.default_factory is
+                           dataclasses.MISSING else Field(default_factory=f.default_factory))
+                  for f in dataclasses.fields(library) if f.name not in skip}
+    else:
+        fields = {k: (f.annotation, copy.deepcopy(f)) for k, f in library.model_fields.items()
+                  if k not in skip}
+    return create_model(base.__name__.lstrip("_"), __base__=base, __doc__=base.__doc__,
+                        __module__=__name__, **fields)
+
+
+def _default(fn, name: str):
+    return signature_defaults(fn)[name]
+
+
 class SynthPrompts(_Strict):
-    kinds: list[str] = ["arithmetic", "expression", "countdown"]
-    n: int = 16  # prompts per kind
-    level: int = 1
-    seed: int = 0
+    """Seeded verifiable prompts (r1data.synth.synth_prompts)."""
+
+    kinds: list[str] = list(_default(synth_prompts, "kinds"))
+    n: int = _default(synth_prompts, "n")  # prompts per kind
+    level: int = _default(synth_prompts, "level")
+    seed: int = _default(synth_prompts, "seed")
 
 
 class AddPrompts(_Strict):
@@ -37,102 +88,103 @@ class PromptsStage(_Strict):
     add: list[AddPrompts] = []
 
 
-class GenerateStage(_Strict):
-    model: str = "smollm2"
-    run: str = "teacher"
-    engine: Literal["vllm", "openai"] = "vllm"
-    n: int = 64
-    temperature: float = 0.6
-    top_p: float = 0.95
-    max_tokens: int = 1024
-    seed: int = 0
+class _GenerateStage(_Section):
+    """Rejection sampling: the teacher samples n answers per prompt (GenerateConfig's fields)."""
+
+    model: str = DEFAULT_TEACHER  # the teacher, unless the flow trains it
+    run: str = "teacher"  # the samples' run name in the store
     limit: int | None = None
-    where: str | None = None
+    where: str | None = None  # SQL over `prompts`
     sources: list[str] | None = None
-    base_url: list[str] = []
-    shard_prompts: int = 8
     # Scale-out: the prompts are split into this many parts, each a task on the task runner
     # (Dask workers; with the openai engine each part talks to the next base_url).
     partitions: int = Field(1, ge=1)
-    max_model_len: int | None = None
-    system_prompt: str | None = R1_SYSTEM_PROMPT  # "" for none
-    user_suffix: str = R1_USER_SUFFIX
 
 
-class FilterStage(_Strict):
-    checks: list[str] = ["correct", "format", "language"]
-    target_language: str = "en"
-    min_consistency: float = 0.9
-    timeout: float = 5.0
+GenerateStage = library_section(_GenerateStage, GenerateConfig)
 
 
-class SelectStage(_Strict):
-    name: str = "curated"
-    k: int = 4
-    policy: Literal["shortest", "random", "diverse"] = "shortest"
-    min_pass_rate: float = 0.0
-    max_pass_rate: float = 1.0
-    decontaminate: list[str] = []
+class _FilterStage(_Section):
+    """The verifiers deciding which samples are kept (FilterConfig's fields)."""
+
+
+FilterStage = library_section(_FilterStage, FilterConfig)
+
+
+class _SelectStage(_Section):
+    """At most k verified samples per prompt (SelectConfig's fields)."""
+
+    name: str = "curated"  # the curated set's name in the store
+
+
+SelectStage = library_section(_SelectStage, SelectConfig)
 
 
 class ExportStage(_Strict):
-    format: Literal["sft", "grpo"] = "sft"
+    """The curated set as a dataset (r1data.export.export)."""
+
+    format: Literal["sft", "grpo"] = _default(export, "fmt")
     out: str | None = None  # default: <store>/../exports/<select.name>-<format>
-    test_size: float = 0.1
+    test_size: float = _default(export, "test_size")  # share of prompts held out (by id)
 
 
-class StudentStage(_Strict):
-    """distill: SFT of a student on the exported teacher samples."""
+# The flow trains into a fresh folder each time (no resume), in this process (no torchrun).
+_RUN_ONLY = ("data", "save_every", "eval_every", "fsdp")
 
-    model: str = "smollm2"  # the student to fine-tune
-    out: str | None = None  # default: <store>/../students/<name>
-    max_steps: int | None = None
-    epochs: float = 2.0
-    batch_size: int = 8
-    lr: float = 1e-4
-    warmup_steps: int = 10
-    max_len: int = 1024
-    bf16: bool = True  # autocast (fast on CPUs with AMX and on GPUs); fp32 master weights
+
+class _StudentStage(_Section):
+    """An SFT stage (SFTConfig's fields): the distilled student, the stage-3 SFT of the base."""
+
+    model: str = DEFAULT_TEACHER  # the model to fine-tune
+    out: str | None = None  # default: <store>/../students/<name> (sft: policies/<name>-sft)
+
+
+StudentStage = library_section(_StudentStage, SFTConfig, drop=_RUN_ONLY)
 
 
 class EvalStage(_Strict):
-    """distill: the R1 protocol on the held-out prompts (test split of the export)."""
+    """The R1 protocol (r1data.evaluate.evaluate) on the held-out prompts."""
 
-    k: int = 64
-    max_tokens: int = 1024
-    max_model_len: int | None = None
+    k: int = _default(evaluate, "k")  # samples per prompt: pass@1 is their mean
+    max_tokens: int = _default(evaluate, "max_tokens")
+    max_model_len: int | None = _default(evaluate, "max_model_len")
 
 
-class ColdStartStage(StudentStage):
+class _ColdStartStage(_Section):
     """R1 stage 1: SFT of the base model on a few worked solutions in the R1 format, so the
-    teacher (or the RL policy) starts from readable <think> answers."""
+    teacher (or the RL policy) starts from readable <think> answers (SFTConfig's fields)."""
 
-    model: str = "smollm2"  # the base model
+    model: str = DEFAULT_TEACHER  # the base model
     data: str | None = None  # an SFT folder (`messages`); default: synthetic worked solutions
-    synth: SynthPrompts = SynthPrompts(n=64, seed=1000)  # disjoint from the store's prompts
+    # disjoint from the store's prompts (their problems are excluded too)
+    synth: SynthPrompts = SynthPrompts(n=64, seed=_default(write_cold_start, "seed"))
     out: str | None = None  # default: <store>/../policies/<name>-cold
-    max_steps: int | None = 16
-    epochs: float = 1.0
-    lr: float = 1.5e-4
-    warmup_steps: int = 4
-    max_len: int = 512
 
 
-class RLStage(_Strict):
+ColdStartStage = library_section(_ColdStartStage, SFTConfig, drop=_RUN_ONLY)
+
+
+class _RLStage(_Section):
     """r1_zero: GRPO straight from a base model on verifiable prompts (R1-Zero); r1_pipeline:
-    reasoning RL from the cold start (`rl`) and the second, all-scenario RL (`rl2`)."""
+    reasoning RL from the cold start (`rl`) and the second, all-scenario RL (`rl2`)
+    (GRPOConfig's fields)."""
 
-    model: str = "smollm2"
-    out: str | None = None  # default: <store>/../policies/<name>
-    rewards: dict[str, float] = {"accuracy": 1.0, "format": 0.2}
-    num_generations: int = 16  # R1: 16
-    prompts_per_step: int = 4
-    max_steps: int = 100
-    max_completion_length: int = 256
-    temperature: float = 1.0
-    lr: float = 1e-6
-    beta: float = 0.0
-    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = "dapo"
+    model: str = DEFAULT_TEACHER  # r1_zero's base model
+    out: str | None = None  # default: <store>/../policies/<name> (rl2: <name>-rl2)
+
+
+RLStage = library_section(_RLStage, GRPOConfig, drop=_RUN_ONLY)
+
+
+class _SecondRLStage(_RLStage):
+    """r1_pipeline stage 4, RL for all scenarios: rewards for readability and language beside
+    accuracy (R1 §2.3.4), whether or not the section names other GRPO settings."""
+
+    rewards: dict[str, float] = {"accuracy": 1.0, "format": 0.2, "language": 0.1,
+                                 "repetition": 0.1}
+
+
+SecondRLStage = library_section(_SecondRLStage, GRPOConfig, drop=_RUN_ONLY)
 
 
 class PipelineConfig(_Strict):
@@ -151,8 +203,7 @@ class PipelineConfig(_Strict):
     eval: EvalStage = EvalStage()
     cold_start: ColdStartStage | None = None  # distill/curate: cold-start the teacher first
     sft: StudentStage = StudentStage()  # r1_pipeline stage 3: SFT of the base on curated data
-    rl2: RLStage = RLStage(rewards={"accuracy": 1.0, "format": 0.2, "language": 0.1,
-                                    "repetition": 0.1})
+    rl2: SecondRLStage = SecondRLStage()
 
     def model_post_init(self, _ctx) -> None:
         """Models the pipeline trains are chained, not named twice: say which one wins."""

@@ -8,9 +8,6 @@ from pathlib import Path
 from r1data.errors import ConfigError
 from r1data.flows.config import PipelineConfig, load_pipeline
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-
 
 def task_runner(cfg: PipelineConfig):
     """local: threads in this process; dask: a LocalCluster (or DASK_SCHEDULER_ADDRESS)."""
@@ -41,16 +38,10 @@ def task_runner(cfg: PipelineConfig):
 
 
 def build_flow(cfg: PipelineConfig):
-    from prefect import flow
+    """The config's flow (pipelines.py), named after the config, on its task runner."""
+    from r1data.flows.pipelines import FLOWS
 
-    from r1data.flows.stages import flow_body
-
-    @flow(name=f"r1data-{cfg.flow}", flow_run_name=cfg.name, task_runner=task_runner(cfg),
-          log_prints=True)
-    def pipeline(config_path: str | None = None) -> dict:
-        return flow_body(load_pipeline(config_path) if config_path else cfg)
-
-    return pipeline
+    return FLOWS[cfg.flow].with_options(flow_run_name=cfg.name, task_runner=task_runner(cfg))
 
 
 def run_pipeline(path: str | Path) -> dict:

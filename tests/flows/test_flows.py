@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,10 @@ def test_curate_twice_second_from_cache_then_on_dask(tmp_path, tiny_model):
     first = flow_run(path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert states(first.stderr)["generate"] == "Completed"
+    # the report path, then the command that browses the store, end the output
+    out = json.loads(first.stdout[re.search(r"^\{$", first.stdout, re.M).start():])
+    assert list(out)[-2:] == ["html", "serve"] and Path(out["html"]).exists()
+    assert out["serve"] == f"r1data serve --store {tmp_path / 'store'}"
     store = Store(tmp_path / "store", create=False)
     shards = sorted(p.name for p in store.shards("samples", "r"))
     again = flow_run(path)
@@ -377,17 +382,17 @@ def test_samples_of_a_retrained_teacher_are_dropped(tmp_path):
     samples = tmp_path / "store" / "samples" / "t"
     samples.mkdir(parents=True)
     (samples / "shard-a.parquet").write_bytes(b"x")
-    assert not reset_if_teacher_changed(cfg)  # first sight: the stamp is recorded
-    assert not reset_if_teacher_changed(cfg) and samples.exists()  # same teacher: kept
+    assert not reset_if_teacher_changed(cfg, model)  # first sight: the stamp is recorded
+    assert not reset_if_teacher_changed(cfg, model) and samples.exists()  # same teacher: kept
     (model / "model.safetensors").write_bytes(b"v2, retrained")
-    assert reset_if_teacher_changed(cfg) and not samples.exists()
+    assert reset_if_teacher_changed(cfg, model) and not samples.exists()
 
 
 def test_stage_keys_see_rewritten_datasets_and_retrained_models(tmp_path):
     """A Path read is stamped by its Arrow or weight files: new data means a new key."""
     import datasets
 
-    from r1data.flows.stages import stage_key
+    from r1data.flows.keys import stage_key
 
     data = tmp_path / "cold"
     datasets.DatasetDict({"train": datasets.Dataset.from_list([{"x": 1}])}).save_to_disk(
@@ -407,3 +412,35 @@ def test_stage_keys_see_rewritten_datasets_and_retrained_models(tmp_path):
     assert second != first
     (model / "model.safetensors").write_bytes(b"v2, retrained")
     assert key() != second
+
+
+def test_an_empty_store_has_no_prompts(tmp_path):
+    """The schema markers of a new store are not shards: its prompts stage is not done."""
+    from r1data.flows.keys import prompts_stamp, shard_names
+    from r1data.store import Store
+
+    Store(tmp_path / "store")
+    assert shard_names(str(tmp_path / "store"), "prompts") == []
+    assert prompts_stamp(str(tmp_path / "store")) is None
+
+
+def test_sections_take_their_defaults_from_the_library():
+    """A YAML section left out is the library's config: no default is re-typed in flows."""
+    from r1data.config import DEFAULT_TEACHER, GenerateConfig
+    from r1data.filtering import FilterConfig
+    from r1data.flows.config import ColdStartStage, PipelineConfig
+    from r1data.selection import SelectConfig
+    from r1data.trainers.grpo import GRPOConfig
+    from r1data.trainers.sft import SFTConfig
+
+    cfg = PipelineConfig(name="d", store="s")
+    assert cfg.generate.to(GenerateConfig) == GenerateConfig(model=DEFAULT_TEACHER)
+    assert cfg.filter.to(FilterConfig) == FilterConfig()
+    assert cfg.select.to(SelectConfig) == SelectConfig()
+    paths = {"data": "d", "model": "m", "out": "o"}
+    for sft in (cfg.student, cfg.sft, ColdStartStage()):
+        assert sft.to(SFTConfig, **paths) == SFTConfig(**paths)
+    assert cfg.rl.to(GRPOConfig, **paths) == GRPOConfig(**paths)
+    # R1 stage 4 has rewards of its own, also when its section sets other fields
+    rl2 = PipelineConfig(name="d", store="s", rl2={"max_steps": 3}).rl2
+    assert "language" in rl2.rewards and "language" not in GRPOConfig(**paths).rewards

@@ -1,0 +1,78 @@
+"""What a flow run leaves for people: a markdown artifact in Prefect and the HTML report page."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+
+from r1data.flows.config import PipelineConfig
+
+
+def report_markdown(cfg: PipelineConfig, results: dict) -> str:
+    """The run's artifact: funnel, pass rates, evaluations and where the outputs are."""
+    from r1data import query
+    from r1data.store import Store
+
+    store = Store(cfg.store)
+    funnel = query.run(store, query.report_sql("funnel")).pl().to_dicts()
+    rate = query.run(store, query.report_sql("pass_rate")).pl().to_dicts()
+    lines = [f"# r1data `{cfg.name}` ({cfg.flow})", "", "## Funnel", "",
+             "| run | source | outcome | samples | fraction |", "|---|---|---|---|---|"]
+    lines += [f"| {r['run']} | {r['source']} | {r['outcome']} | {r['samples']} | "
+              f"{r['fraction']} |" for r in funnel]
+    lines += ["", "## Pass rate", "", "| run | source | prompts | mean pass@1 | pass@n |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {r['run']} | {r['source']} | {r['prompts']} | {r['mean_pass_at_1']} | "
+              f"{r['pass_at_n']} |" for r in rate]
+    lines += ["", "## Outputs", "", f"- store: `{cfg.store}`"]
+    if "export" in results:
+        exp = results["export"] or {}
+        lines.append(f"- dataset: `{exp['out']}`" if exp.get("out")
+                     else f"- dataset: none ({exp.get('skipped', 'not exported')})")
+    names = {"cold_start": "cold-start model", "rl": "RL policy", "sft": "stage-3 SFT model",
+             "rl2": "final model (second RL)", "student": "student"}
+    for key, label in names.items():
+        if key in results:
+            r = results[key]
+            extra = f" (last step reward {r['reward']})" if "reward" in r else ""
+            lines.append(f"- {label}: `{r['model']}`{extra}")
+    if results.get("html"):
+        lines.append(f"- report: `{results['html']}`")
+    if results.get("serve"):
+        lines.append(f"- browse the store: `{results['serve']}`")
+    evals = [results[k] for k in ("eval", "eval_student") if k in results]
+    if evals:
+        lines += ["", "## Evaluation (R1 protocol)", "",
+                  "| run | prompts | k | pass@1 | cons@k | pass@k |", "|---|---|---|---|---|---|"]
+        lines += [f"| {e['run']} | {e['prompts']} | {e['k']} | {e['pass_at_1']} | "
+                  f"{e['cons_at_k']} | {e['pass_at_k']} |" for e in evals]
+    return "\n".join(lines)
+
+
+def html_report(cfg: PipelineConfig) -> Path:
+    """The offline HTML page next to the store, with every training log the flow wrote."""
+    from r1data.report import render
+    from r1data.store import Store
+
+    dirs = [cfg.cold_dir(), cfg.policy_dir(), cfg.sft_dir(), cfg.policy2_dir(),
+            cfg.student_dir()]
+    logs = [d / "metrics.jsonl" for d in dirs if (d / "metrics.jsonl").exists()]
+    return render(Store(cfg.store), Path(cfg.store).parent / "reports" / f"{cfg.name}.html",
+                  logs)
+
+
+def serve_command(cfg: PipelineConfig) -> str:
+    """The command that browses this run's store in the web UI."""
+    return f"r1data serve --store {shlex.quote(cfg.store)}"
+
+
+@task(name="report")
+def report(cfg: PipelineConfig, results: dict) -> str:
+    """The run's markdown artifact in Prefect (funnel, pass rates, evaluations, outputs)."""
+    md = report_markdown(cfg, results)
+    create_markdown_artifact(markdown=md, key=f"r1data-{cfg.name}".lower().replace("_", "-"),
+                             description=f"r1data {cfg.flow} report")
+    return md
