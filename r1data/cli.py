@@ -280,6 +280,9 @@ def select_cmd(
         help="Evaluation file(s); prompts sharing an n-gram with them are dropped.")] = None,
     ngram: Annotated[int, typer.Option(help="n for decontamination.")] = _SEL["ngram"],
     seed: Annotated[int, typer.Option(help="Seed of the random policy.")] = _SEL["seed"],
+    cross_prompt: Annotated[str, typer.Option(help="Near-duplicates across prompts (MinHash-LSH):"
+                                              " count, or drop all but the first.")
+                            ] = _SEL["cross_prompt"],
 ):
     """Keep at most K passing samples per prompt, without duplicates.
 
@@ -291,7 +294,8 @@ def select_cmd(
 
     cfg = SelectConfig(k=k, policy=policy, min_pass_rate=min_pass_rate,
                        max_pass_rate=max_pass_rate, near_dup_threshold=near_dup,
-                       decontaminate=decontaminate or [], ngram=ngram, seed=seed)
+                       decontaminate=decontaminate or [], ngram=ngram, seed=seed,
+                       cross_prompt=cross_prompt)
     _echo(asdict(select(_store(store, create=False), run, name, cfg)))
 
 

@@ -98,12 +98,30 @@ def dataset_card(store: Store, curated: str, fmt: str, counts: dict[str, int]) -
         f"- filters: `{json.dumps(filt.get('config', {}))}`",
         f"- selection: `{json.dumps(sel.get('config', {}))}`",
         f"- selection counts: `{json.dumps(sel.get('counts', {}))}`", "",
+        *near_dup_lines(store, curated, sel.get("counts", {})),
         "## Funnel (samples)", "", "| source | outcome | samples | fraction |", "|---|---|---|---|",
         *[f"| {r['source']} | {r['outcome']} | {r['samples']} | {r['fraction']} |"
           for r in funnel.to_dicts()], "",
         "## Splits", "", *[f"- {s}: {n} rows" for s, n in counts.items()], "",
     ]
     return "\n".join(lines)
+
+
+def near_dup_lines(store: Store, curated: str, counts: dict) -> list[str]:
+    """The card's near-duplicate section: selection's cross-prompt counts and how many of the
+    set's prompts near-duplicate another prompt of the store (found at ingest)."""
+    from r1data import query
+
+    dup_prompts = query.run(store, f"""
+        SELECT count(DISTINCT c.prompt_id) FROM prompt_clusters AS c
+        JOIN curated AS k USING (prompt_id)
+        WHERE k.curated = '{curated}' AND c.prompt_id <> c.cluster""").fetchall()[0][0]
+    return ["## Near-duplicates (MinHash-LSH)", "",
+            f"- samples near-duplicating a kept sample of another prompt: "
+            f"{counts.get('near_dup_cross_prompt', 0)} in {counts.get('near_dup_clusters', 0)} "
+            f"clusters ({counts.get('dropped_cross_prompt', 0)} dropped; view `sample_clusters`)",
+            f"- prompts of the set near-duplicating an earlier prompt: {dup_prompts} "
+            "(found at ingest; view `prompt_clusters`)", ""]
 
 
 MARKER = ".r1data-export"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from r1data.errors import InputError
-from r1data.store import PROMPTS_SCHEMA, Store
+from r1data.store import PROMPT_CLUSTERS_SCHEMA, PROMPTS_SCHEMA, Store
 
 DOMAINS = ("math", "code", "countdown", "general")
 # Column names tried, in order, when the user gives no mapping.
@@ -43,7 +43,8 @@ class IngestReport:
     read: int = 0
     added: int = 0
     duplicates: int = 0
-    invalid: int = 0
+    near_duplicates: int = 0  # added prompts near-duplicating an earlier one (kept; see
+    invalid: int = 0  # the prompt_clusters view)
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -247,10 +248,46 @@ def add_rows(store: Store, rows: list[dict], report: IngestReport) -> IngestRepo
             seen.add(r["prompt_id"])
             fresh.append(r)
         if fresh:
+            clustered = _near_duplicates(store, fresh, report)
             store.write_shard("prompts", pa.Table.from_pylist(fresh, schema=PROMPTS_SCHEMA),
                               prefix="part")
+            if clustered:
+                store.write_shard("prompt_clusters", pa.Table.from_pylist(
+                    clustered, schema=PROMPT_CLUSTERS_SCHEMA), prefix="part")
     report.added = len(fresh)
     return report
+
+
+def _near_duplicates(store: Store, fresh: list[dict], report: IngestReport) -> list[dict]:
+    """prompt_clusters rows for the clusters (MinHash-LSH over every prompt of the store) that
+    the new prompts join, counting the new ones that near-duplicate an earlier prompt. A
+    cluster keeps the id it was first given; the new prompts are kept either way."""
+    import datetime as dt
+
+    from r1data.neardup import PROMPTS, clusters
+
+    old = store.read("prompts", columns=["prompt_id", "problem"])
+    ids = old.column("prompt_id").to_pylist() + [r["prompt_id"] for r in fresh]
+    texts = old.column("problem").to_pylist() + [r["problem"] for r in fresh]
+    pc = store.read("prompt_clusters", columns=["prompt_id", "cluster"])
+    known = dict(zip(pc.column("prompt_id").to_pylist(), pc.column("cluster").to_pylist(),
+                     strict=True))
+    comps: dict[int, list] = {}
+    for m in clusters(texts, PROMPTS):
+        comps.setdefault(m.cluster, []).append(m)
+    now, rows = dt.datetime.now(dt.UTC), []
+    for rep, members in comps.items():
+        if all(m.index < old.num_rows for m in members):
+            continue  # no new prompt in it
+        cluster = min((known[ids[m.index]] for m in members if ids[m.index] in known),
+                      default=ids[rep])
+        for m in members:
+            pid = ids[m.index]
+            report.near_duplicates += m.index >= old.num_rows and pid != cluster
+            if pid not in known:
+                rows.append({"prompt_id": pid, "cluster": cluster,
+                             "similarity": m.similarity, "created_at": now})
+    return rows
 
 
 # --- problem sets that install from the registry ------------------------------------------------

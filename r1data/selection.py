@@ -1,7 +1,8 @@
 """Selection: of the samples that passed, keep at most K per prompt, without duplicates.
 
-Runs in DuckDB over the store's views; only the near-duplicate pass (MinHash-free shingle Jaccard
-within one prompt's few kept samples) and decontamination look at text in Python.
+Runs in DuckDB over the store's views; only the near-duplicate passes (shingle Jaccard within
+one prompt's few kept samples, then MinHash-LSH over the kept samples of all prompts) and
+decontamination look at text in Python.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Literal
 
 import pyarrow as pa
 
+from r1data import neardup
 from r1data.errors import ConfigError, InputError
-from r1data.store import CURATED_SCHEMA, Store, check_name
+from r1data.store import CURATED_SCHEMA, SAMPLE_CLUSTERS_SCHEMA, Store, check_name
 
 POLICIES = ("shortest", "random", "diverse")
 
@@ -28,6 +30,11 @@ class SelectConfig:
     min_pass_rate: float = 0.0  # keep prompts whose pass rate over their n samples is in
     max_pass_rate: float = 1.0  # [min, max]; e.g. 0.1-0.9 for RL-ready difficulty
     near_dup_threshold: float = 0.9  # Jaccard of word 5-gram shingles; >= means duplicate
+    # Kept samples of different prompts that near-duplicate each other (MinHash-LSH, estimated
+    # Jaccard of 5-grams >= cross_prompt_threshold): "count" records their clusters
+    # (sample_clusters), "drop" also leaves all but the first of each cluster out.
+    cross_prompt: Literal["count", "drop"] = "count"
+    cross_prompt_threshold: float = neardup.SAMPLES.threshold
     decontaminate: list[str] = field(default_factory=list)  # eval files (JSONL/Parquet/text)
     ngram: int = 8  # shared word n-gram that marks a prompt contaminated
     seed: int = 0
@@ -39,6 +46,10 @@ class SelectConfig:
             raise ConfigError("pass-rate band must satisfy 0 <= min <= max <= 1")
         if self.k < 1:
             raise ConfigError("k must be at least 1")
+        if self.cross_prompt not in ("count", "drop"):
+            raise ConfigError(f"unknown cross_prompt {self.cross_prompt!r} (count or drop)")
+        if not 0 < self.cross_prompt_threshold <= 1:
+            raise ConfigError("cross_prompt_threshold must be in (0, 1]")
 
 
 @dataclass
@@ -52,6 +63,9 @@ class SelectReport:
     dropped_exact_dup: int = 0
     dropped_near_dup: int = 0
     dropped_over_k: int = 0
+    near_dup_cross_prompt: int = 0  # kept samples near-duplicating one of another prompt
+    near_dup_clusters: int = 0  # clusters of such samples (sample_clusters view)
+    dropped_cross_prompt: int = 0  # of them left out (cross_prompt = drop)
     kept: int = 0
     prompts_out: int = 0
 
@@ -127,7 +141,7 @@ def select(store: Store, run: str, name: str, cfg: SelectConfig | None = None) -
     rep.prompts_in = len(by_prompt)
     dirty = contaminated({p: v[0]["problem"] for p, v in by_prompt.items()}, cfg.decontaminate,
                          cfg.ngram) if cfg.decontaminate else set()
-    chosen = []
+    chosen, texts = [], []
     for pid, cands in by_prompt.items():
         if pid in dirty:
             rep.dropped_contaminated += 1
@@ -159,16 +173,43 @@ def select(store: Store, run: str, name: str, cfg: SelectConfig | None = None) -
         rep.dropped_over_k += len(pool)
         chosen.extend({"curated": name, "run": run, "prompt_id": pid,
                        "sample_idx": r["sample_idx"]} for r in kept)
-        rep.prompts_out += bool(kept)
+        texts.extend(r["completion"] for r in kept)
+    chosen, clustered = _cross_prompt(chosen, texts, cfg, rep)
+    rep.prompts_out = len({r["prompt_id"] for r in chosen})
     rep.kept = len(chosen)
     with store.lock("select", name):  # a reselect replaces the set as a whole
         store.replace_part("curated", name,
                            pa.Table.from_pylist(chosen, schema=CURATED_SCHEMA),
                            metadata={"r1data_select": asdict(cfg)})
+        store.replace_part("sample_clusters", name,
+                           pa.Table.from_pylist(clustered, schema=SAMPLE_CLUSTERS_SCHEMA))
         store.write_manifest("select", name, {
             "curated": name, "run": run, "config": asdict(cfg), "counts": asdict(rep),
             "created_at": dt.datetime.now(dt.UTC).isoformat()})
     return rep
+
+
+def _cross_prompt(chosen: list[dict], texts: list[str], cfg: SelectConfig, rep: SelectReport
+                  ) -> tuple[list[dict], list[dict]]:
+    """(the set, sample_clusters rows): clusters of kept samples from different prompts; with
+    cross_prompt = drop only each cluster's first sample (in prompt order) stays."""
+    nd = neardup.NearDupConfig(threshold=cfg.cross_prompt_threshold,
+                               ngram=neardup.SAMPLES.ngram)
+    members = neardup.clusters(texts, nd, groups=[r["prompt_id"] for r in chosen])
+    drop = cfg.cross_prompt == "drop"
+    rows, dropped = [], set()
+    for m in members:
+        r, c = chosen[m.index], chosen[m.cluster]
+        dup = m.index != m.cluster
+        rows.append({**r, "cluster": f"{c['prompt_id']}/{c['sample_idx']}",
+                     "similarity": m.similarity, "dropped": drop and dup})
+        if dup:
+            rep.near_dup_cross_prompt += 1
+            if drop:
+                dropped.add(m.index)
+    rep.near_dup_clusters = sum(m.index == m.cluster for m in members)
+    rep.dropped_cross_prompt = len(dropped)
+    return [r for i, r in enumerate(chosen) if i not in dropped], rows
 
 
 def report_json(rep: SelectReport) -> str:

@@ -81,11 +81,32 @@ CURATED_SCHEMA = pa.schema([
     ("sample_idx", pa.int32()),
 ])
 
+# Near-duplicate clusters (r1data.neardup): prompts found at ingest (appended), and kept samples
+# of different prompts found by a select (prompt_clusters, sample_clusters/<curated>/).
+PROMPT_CLUSTERS_SCHEMA = pa.schema([
+    ("prompt_id", pa.string()),
+    ("cluster", pa.string()),  # prompt_id of the cluster's representative (the first seen)
+    ("similarity", pa.float32()),  # estimated Jaccard to the representative
+    ("created_at", pa.timestamp("us", tz="UTC")),
+])
+
+SAMPLE_CLUSTERS_SCHEMA = pa.schema([
+    ("curated", pa.string()),
+    ("run", pa.string()),
+    ("prompt_id", pa.string()),
+    ("sample_idx", pa.int32()),
+    ("cluster", pa.string()),  # "<prompt_id>/<sample_idx>" of the representative
+    ("similarity", pa.float32()),
+    ("dropped", pa.bool_()),  # left out of the set (select's cross_prompt = drop)
+])
+
 TABLES = {
     "prompts": PROMPTS_SCHEMA,
     "samples": SAMPLES_SCHEMA,
     "verdicts": VERDICTS_SCHEMA,
     "curated": CURATED_SCHEMA,
+    "prompt_clusters": PROMPT_CLUSTERS_SCHEMA,
+    "sample_clusters": SAMPLE_CLUSTERS_SCHEMA,
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 

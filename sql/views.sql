@@ -21,6 +21,16 @@ FROM read_parquet('curated/**/*.parquet', union_by_name = true) AS c
 JOIN samples AS s USING (run, prompt_id, sample_idx)
 JOIN prompts AS p USING (prompt_id);
 
+-- Near-duplicate clusters (MinHash-LSH, r1data.neardup): prompts found at ingest, with their
+-- problems; kept samples of different prompts found by select, per curated set.
+CREATE OR REPLACE VIEW prompt_clusters AS
+SELECT c.prompt_id, c.cluster, c.similarity, c.created_at, p.source, p.problem
+FROM read_parquet('prompt_clusters/*.parquet', union_by_name = true) AS c
+JOIN prompts AS p USING (prompt_id);
+
+CREATE OR REPLACE VIEW sample_clusters AS
+SELECT * FROM read_parquet('sample_clusters/**/*.parquet', union_by_name = true);
+
 -- Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), as a stable product.
 CREATE OR REPLACE MACRO pass_at_k(n, c, k) AS
 CASE WHEN n - c < k THEN 1.0
