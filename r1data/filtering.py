@@ -35,8 +35,8 @@ class FilterConfig:
     min_consistency: float = MIN_CONSISTENCY  # share of target-language words in the CoT
     timeout: float = 5.0  # seconds per symbolic or code check
     workers: int | None = None  # processes for math checks (default: all cores)
-    batch_rows: int = 256  # samples filtered at a time per process: bounds memory
-    batch_chars: int = 4_000_000  # and their characters (~150 R1 traces of 26k)
+    batch_rows: int = 4096  # samples filtered at a time per process: bounds memory
+    batch_chars: int = 4_000_000  # and their characters (~150 R1 traces of 26k): bounds it
 
     def __post_init__(self):
         unknown = [c for c in self.checks if c not in CHECKS]
