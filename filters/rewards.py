@@ -124,12 +124,33 @@ def make_length_reward(max_tokens: int = 1024, *, chars_per_token: float = 4.0) 
 def instructions_reward(completions: list, **columns) -> list[float | None]:
     """IFEval-style: share of a row's instructions the final answer follows; None without any.
 
-    Columns (IFEval / IFBench names): `instruction_id_list` and `kwargs` (one dict per id).
+    Columns (IFEval / IFBench names): `instruction_id_list` and `kwargs` (one dict per id),
+    else the prompt's `meta` holding them (the ifgen and ifbench prompt sources); there an id
+    r1data cannot check (most of IFBench's) makes the row None, not an error.
     """
     n = len(completions)
-    return V.instructions_batch([split_think(t)[1] for t in _texts(completions)],
-                                _column(columns, "instruction_id_list", n),
-                                _column(columns, "kwargs", n))
+    ids, kwargs = _column(columns, "instruction_id_list", n), _column(columns, "kwargs", n)
+    if "instruction_id_list" not in columns:
+        ids, kwargs = _instructions_from_meta(_column(columns, "meta", n))
+    return V.instructions_batch([split_think(t)[1] for t in _texts(completions)], ids, kwargs)
+
+
+def _instructions_from_meta(metas: list) -> tuple[list, list]:
+    import json
+
+    from r1data.filters.instructions import CHECKS
+
+    ids, kwargs = [], []
+    for m in metas:
+        try:
+            m = json.loads(m) if isinstance(m, str) and m else (m or {})
+        except ValueError:
+            m = {}
+        iid = m.get("instruction_id_list") if isinstance(m, dict) else None
+        ok = isinstance(iid, list) and iid and all(i in CHECKS for i in iid)
+        ids.append(iid if ok else None)
+        kwargs.append(m.get("kwargs") if ok else None)
+    return ids, kwargs
 
 
 def make_reward_model_reward(path: str, *, batch_size: int = 8, max_length: int = 1024

