@@ -2,10 +2,12 @@
 plots, two runs compared).
 
 Every page is one GET whose query string is the whole UI state (so a link or a headless browser
-reproduces it), rendered on the server from DuckDB queries over the store's views on a read-only
-connection (`query.read_only`). Pages are LIMIT/OFFSET queries: a run is never loaded into
-memory. Everything from the store is model output, hostile: it is HTML-escaped, and the pages
-forbid inline scripts (Content-Security-Policy), so an escaping slip still runs nothing.
+reproduces it), rendered on the server. Runs, prompts, samples and the comparison come from a
+per-run index (r1data/serve_index.py: LIMIT/OFFSET over a table of one row per prompt; a
+prompt's samples read from its own shards); the SQL box is `query.run` (one SELECT, read-only)
+and the plots are `r1data report`'s, both over the store's views. Everything from the store is
+model output, hostile: it is HTML-escaped, and the pages forbid inline scripts
+(Content-Security-Policy), so an escaping slip still runs nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
 from urllib.parse import urlencode
 
 from r1data import query
 from r1data.errors import InputError
+from r1data.serve_index import SORTS, StoreIndex, rows
 from r1data.store import Store
 
 HOST = "127.0.0.1"  # never another interface: the store is private
@@ -24,11 +28,6 @@ PORT = 8765
 PAGE = 50  # prompts a page
 SAMPLES_PAGE = 20  # samples a page (each shown whole)
 SQL_ROWS = 500  # rows shown by the SQL box (the CSV download has them all)
-SORTS = ("pass_rate", "n", "n_correct", "n_kept", "mean_tokens", "source", "prompt_id")
-# The bands of sql/difficulty.sql, per prompt.
-BAND = ("CASE WHEN n_correct = 0 THEN '0 unsolved' WHEN n_correct / n <= 0.2 THEN '1 hard' "
-        "WHEN n_correct / n < 0.8 THEN '2 medium' WHEN n_correct < n THEN '3 easy' "
-        "ELSE '4 solved by all' END")
 _VAR = re.compile(r"getvariable\('([A-Za-z_][A-Za-z0-9_]*)'\)")
 
 CSS = """body{font-family:system-ui,sans-serif;margin:0;color:#222}
@@ -85,12 +84,6 @@ def parse_params(items: list[str]) -> dict[str, str]:
 
 
 # --- data ---------------------------------------------------------------------------------------
-def _rows(con, sql: str, params: list | None = None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-
-
 def run_info(store: Store, run: str) -> dict:
     """The manifests written for a run: generation, filter, evaluation."""
     return {kind: store.read_manifest(kind, run) for kind in ("generate", "filter", "eval")
@@ -102,65 +95,6 @@ def target_language(store: Store, run: str) -> str:
 
     cfg = (store.read_manifest("filter", run) or {}).get("config") or {}
     return cfg.get("target_language") or FilterConfig().target_language
-
-
-def prompt_page(con, run: str, *, source: str = "", domain: str = "", reason: str = "",
-                min_pass: float | None = None, max_pass: float | None = None, text: str = "",
-                sort: str = "pass_rate", desc: bool = False, page: int = 0) -> tuple[list, int]:
-    """One page of a run's prompts with their pass rate and band, and the count that match."""
-    where, args = ["ps.run = ?"], [run]
-    for col, val in (("ps.source", source), ("ps.domain", domain)):
-        if val:
-            where.append(f"{col} = ?")
-            args.append(val)
-    if min_pass is not None:
-        where.append("ps.n_correct / ps.n >= ?")
-        args.append(min_pass)
-    if max_pass is not None:
-        where.append("ps.n_correct / ps.n <= ?")
-        args.append(max_pass)
-    if text:
-        where.append("(p.problem ILIKE ? OR ps.prompt_id = ?)")
-        args += [f"%{text}%", text]
-    if reason:
-        col = "v.keep" if reason == "kept" else "v.reject_reason = ?"
-        where.append(f"ps.prompt_id IN (SELECT prompt_id FROM verdicts AS v WHERE v.run = ? "
-                     f"AND {col})")
-        args += [run] + ([] if reason == "kept" else [reason])
-    order = sort if sort in SORTS else "pass_rate"
-    sql = f"""
-        SELECT ps.prompt_id, ps.source, ps.domain, left(p.problem, 140) AS problem, ps.n,
-               ps.n_correct, ps.n_kept, round(ps.n_correct / ps.n, 4) AS pass_rate,
-               {BAND} AS band, round(ps.mean_tokens, 1) AS mean_tokens,
-               count(*) OVER () AS matching
-        FROM prompt_stats AS ps JOIN prompts AS p USING (prompt_id)
-        WHERE {' AND '.join(where)}
-        ORDER BY {order} {'DESC' if desc else 'ASC'}, ps.prompt_id
-        LIMIT {PAGE} OFFSET {max(0, page) * PAGE}"""
-    rows = _rows(con, sql, args)
-    return rows, (rows[0]["matching"] if rows else 0)
-
-
-def sample_rows(con, run: str, prompt_id: str, *, reason: str = "", idx: int | None = None,
-                page: int = 0) -> list[dict]:
-    """Samples of one prompt with their verdict columns, a page at a time."""
-    where, args = ["s.run = ?", "s.prompt_id = ?"], [run, prompt_id]
-    if reason == "kept":
-        where.append("v.keep")
-    elif reason:
-        where.append("v.reject_reason = ?")
-        args.append(reason)
-    if idx is not None:
-        where.append("s.sample_idx = ?")
-        args.append(idx)
-    return _rows(con, f"""
-        SELECT s.sample_idx, s.completion, s.reasoning, s.final, s.num_tokens, s.finish_reason,
-               s.model, v.answer, v.correct, v.format_ok, v.format_reason, v.repetition, v.lang,
-               v.lang_prob, v.lang_consistency, v.keep, v.reject_reason
-        FROM samples AS s LEFT JOIN verdicts AS v USING (run, prompt_id, sample_idx)
-        WHERE {' AND '.join(where)}
-        ORDER BY s.sample_idx
-        LIMIT {SAMPLES_PAGE} OFFSET {max(0, page) * SAMPLES_PAGE}""", args)
 
 
 def foreign_spans(text: str, target: str) -> list[tuple[int, int]]:
@@ -306,15 +240,14 @@ def sample_html(s: dict, gold: str | None, target: str, link: str | None = None)
 
 
 # --- pages --------------------------------------------------------------------------------------
-def runs_page(store: Store) -> str:
-    funnel = query.run(store, query.report_sql("funnel")).pl().to_dicts()
+def runs_page(ix: StoreIndex) -> str:
+    store = ix.store
     parts = []
     for run in store.runs():
-        rows = [{k: v for k, v in r.items() if k != "run"} for r in funnel if r["run"] == run]
         info = run_info(store, run)
         parts.append(
             f'<section class="run" data-run="{esc(run)}"><h2><a class="run-link" '
-            f'href="{url("/prompts", run=run)}">{esc(run)}</a></h2>{table(rows)}'
+            f'href="{url("/prompts", run=run)}">{esc(run)}</a></h2>{table(ix.funnel(run))}'
             + "".join(f"<details><summary>{esc(kind)} settings</summary><pre>"
                       f"{esc(json.dumps(m, indent=2, default=str))}</pre></details>"
                       for kind, m in info.items()) + "</section>")
@@ -327,27 +260,30 @@ def runs_page(store: Store) -> str:
     return layout(f"Runs in {store.root.name}", body + "".join(sets))
 
 
-def prompts_page(store: Store, p: dict) -> str:
-    runs = store.runs()
-    run = p.get("run") or (runs[0] if runs else "")
-    con = query.read_only(store)
-    reasons = [r["reason"] for r in _rows(
-        con, "SELECT DISTINCT reject_reason AS reason FROM verdicts WHERE run = ? AND "
-             "reject_reason IS NOT NULL ORDER BY 1", [run])]
-    sources = [r["s"] for r in _rows(
-        con, "SELECT DISTINCT source AS s FROM prompts ORDER BY 1")]
-    domains = [r["d"] for r in _rows(con, "SELECT DISTINCT domain AS d FROM prompts ORDER BY 1")]
-    rows, matching = prompt_page(
-        con, run, source=p.get("source", ""), domain=p.get("domain", ""),
-        reason=p.get("reason", ""), min_pass=_float(p, "min_pass"),
-        max_pass=_float(p, "max_pass"), text=p.get("q", ""), sort=p.get("sort", "pass_rate"),
-        desc=p.get("desc") == "1", page=_int(p, "page"))
+def _run(ix: StoreIndex, p: dict, key: str = "run", default: int = 0) -> str:
+    runs = ix.store.runs()
+    run = p.get(key) or (runs[min(default, len(runs) - 1)] if runs else "")
+    if run and run not in runs:
+        raise InputError(f"no such run (runs: {', '.join(runs) or 'none'})", path=run)
+    return run
+
+
+def prompts_page(ix: StoreIndex, p: dict) -> str:
+    run = _run(ix, p)
+    if not run:
+        return layout("Prompts", '<p class="muted">no runs in this store yet</p>')
     keep = {k: p.get(k, "") for k in ("source", "domain", "reason", "min_pass", "max_pass", "q")}
+    page = _int(p, "page")
+    rows, matching = ix.prompts(
+        run, source=keep["source"], domain=keep["domain"], outcome=keep["reason"],
+        min_pass=_float(p, "min_pass"), max_pass=_float(p, "max_pass"), text=keep["q"],
+        sort=p.get("sort", "pass_rate"), desc=p.get("desc") == "1", limit=PAGE,
+        offset=page * PAGE)
     form = (f'<form class="filters" method="get" action="/prompts">'
-            f'<label>run {select("run", run, runs, blank="")}</label>'
-            f'<label>source {select("source", keep["source"], sources)}</label>'
-            f'<label>domain {select("domain", keep["domain"], domains)}</label>'
-            f'<label>reject reason {select("reason", keep["reason"], ["kept", *reasons])}'
+            f'<label>run {select("run", run, ix.store.runs(), blank="")}</label>'
+            f'<label>source {select("source", keep["source"], ix.values(run, "source"))}'
+            f'</label><label>domain {select("domain", keep["domain"], ix.values(run, "domain"))}'
+            f'</label><label>outcome {select("reason", keep["reason"], ix.outcomes(run))}'
             f'</label><label>pass rate <input name="min_pass" size="4" '
             f'value="{esc(keep["min_pass"])}"> to <input name="max_pass" size="4" '
             f'value="{esc(keep["max_pass"])}"></label><label>text <input name="q" '
@@ -357,7 +293,6 @@ def prompts_page(store: Store, p: dict) -> str:
             for c in SORTS}
     links = {"prompt_id": lambda r: url("/prompt", run=run, id=r["prompt_id"],
                                         reason=keep["reason"])}
-    page = _int(p, "page")
     hrefs = {k: url("/prompts", run=run, **keep, sort=p.get("sort"), desc=p.get("desc"),
                     page=k) for k in (page - 1, page + 1) if 0 <= k and k * PAGE < matching}
     pager = " ".join(f'<a class="page" href="{href}">{"next" if k > page else "previous"}</a>'
@@ -366,19 +301,19 @@ def prompts_page(store: Store, p: dict) -> str:
                   f"{page + 1}</p>" + table(rows, links, sort) + f"<p>{pager}</p>")
 
 
-def prompt_detail(store: Store, p: dict) -> str:
-    run, pid, reason = p.get("run", ""), p.get("id", ""), p.get("reason", "")
-    con = query.read_only(store)
-    found = _rows(con, "SELECT * FROM prompts WHERE prompt_id = ?", [pid])
-    if not found:
-        raise InputError("no such prompt", path=pid)
-    prompt = found[0]
+def prompt_detail(ix: StoreIndex, p: dict) -> str:
+    run, pid, reason = _run(ix, p), p.get("id", ""), p.get("reason", "")
+    prompt = ix.prompt(run, pid)
+    if prompt is None:
+        raise InputError(f"no such prompt in run {run!r}", path=pid)
     idx = _int(p, "idx", None)
     page = _int(p, "page")
-    samples = sample_rows(con, run, pid, reason=reason, idx=idx, page=page)
-    target = target_language(store, run)
+    samples = ix.samples(run, pid, outcome=reason, idx=idx, limit=SAMPLES_PAGE,
+                         offset=page * SAMPLES_PAGE)
+    target = target_language(ix.store, run)
     body = (f"<p>run <code>{esc(run)}</code> · source {esc(prompt['source'])} · domain "
-            f"{esc(prompt['domain'])}{' · reject reason ' + esc(reason) if reason else ''}</p>"
+            f"{esc(prompt['domain'])} · pass rate {prompt['n_correct']}/{prompt['n']}"
+            f"{' · outcome ' + esc(reason) if reason else ''}</p>"
             f"<pre class='problem'>{esc(prompt['problem'])}</pre>"
             f"<p>gold <code>{esc(prompt['answer'])}</code></p>")
     body += "".join(sample_html(s, prompt["answer"], target,
@@ -423,25 +358,28 @@ def plots_page(store: Store) -> str:
         report.language_section)))
 
 
-def compare_page(store: Store, p: dict) -> str:
-    runs = store.runs()
-    a = p.get("a") or (runs[0] if runs else "")
-    b = p.get("b") or (runs[1] if len(runs) > 1 else a)
+def compare_page(ix: StoreIndex, p: dict) -> str:
+    """sql/compare.sql itself, run on the index (whose prompt_stats has the view's columns)."""
+    runs = ix.store.runs()
+    a, b = _run(ix, p, "a", 0), _run(ix, p, "b", 1)
     only = p.get("only", "")
     form = (f'<form class="filters" method="get" action="/compare"><label>A '
             f'{select("a", a, runs, blank="")}</label><label>B {select("b", b, runs, blank="")}'
             f'</label><label>show {select("only", only, ["only_a", "only_b"], "all prompts")}'
             f'</label><button>compare</button></form>')
-    con = query.read_only(store)
+    if not a:
+        return layout("Compare", form)
+    ix.cursor(a)
+    con = ix.cursor(b)
     con.execute("SET VARIABLE run_a = ?", [a])
     con.execute("SET VARIABLE run_b = ?", [b])
     cmp = query.report_sql("compare").strip().rstrip(";")
-    summary = _rows(con, f"SELECT * EXCLUDE (prompt_id) FROM (\n{cmp}\n) WHERE level <> 'prompt'")
+    summary = rows(con, f"SELECT * EXCLUDE (prompt_id) FROM (\n{cmp}\n) WHERE level <> 'prompt'")
     cond = {"only_a": "AND only_a = 1", "only_b": "AND only_b = 1"}.get(only, "")
     page = _int(p, "page")
-    per_prompt = _rows(con, f"SELECT prompt_id, source, pass_a, pass_b, delta, only_a, only_b "
-                            f"FROM (\n{cmp}\n) WHERE level = 'prompt' {cond} "
-                            f"LIMIT {PAGE} OFFSET {page * PAGE}")
+    per_prompt = rows(con, f"SELECT prompt_id, source, pass_a, pass_b, delta, only_a, only_b "
+                           f"FROM (\n{cmp}\n) WHERE level = 'prompt' {cond} "
+                           f"LIMIT {PAGE} OFFSET {page * PAGE}")
     links = {"prompt_id": lambda r: url("/prompt", run=a if r["only_a"] else b,
                                         id=r["prompt_id"])}
     nxt = (f'<a class="page" href="{url("/compare", a=a, b=b, only=only, page=page + 1)}">'
@@ -468,13 +406,18 @@ def _float(p: dict, key: str) -> float | None:
 
 
 # --- app ----------------------------------------------------------------------------------------
-def make_app(store: Store):
+def make_app(store: Store, *, warm: bool = False):
     """The FastAPI app over one store; handlers are sync (run in uvicorn's thread pool), each
-    with its own DuckDB connection."""
+    with its own DuckDB cursor. `warm`: index every run in a background thread at once, so
+    the first page does not wait for it."""
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
     app = FastAPI(title="r1data", docs_url=None, redoc_url=None, openapi_url=None)
+    ix = StoreIndex(store)
+    if warm:
+        threading.Thread(target=lambda: [ix.cursor(r) for r in store.runs()], daemon=True,
+                         name="r1data-serve-index").start()
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
@@ -495,10 +438,10 @@ def make_app(store: Store):
         handler.__annotations__["request"] = Request  # a string under `annotations`
         return handler
 
-    app.get("/")(page(lambda p: runs_page(store)))
-    app.get("/prompts")(page(lambda p: prompts_page(store, p)))
-    app.get("/prompt")(page(lambda p: prompt_detail(store, p)))
-    app.get("/compare")(page(lambda p: compare_page(store, p)))
+    app.get("/")(page(lambda p: runs_page(ix)))
+    app.get("/prompts")(page(lambda p: prompts_page(ix, p)))
+    app.get("/prompt")(page(lambda p: prompt_detail(ix, p)))
+    app.get("/compare")(page(lambda p: compare_page(ix, p)))
     app.get("/sql")(page(lambda p: sql_page(store, p.get("q", ""))))
     app.get("/plots")(page(lambda p: plots_page(store)))
 
@@ -527,4 +470,4 @@ def serve(store: Store, port: int = PORT) -> None:
     no reloader), so nothing outlives it."""
     import uvicorn
 
-    uvicorn.run(make_app(store), host=HOST, port=port, log_level="warning", workers=None)
+    uvicorn.run(make_app(store, warm=True), host=HOST, port=port, log_level="warning", workers=None)

@@ -65,13 +65,14 @@ PLAN = {
 
 
 def build_store(root: Path) -> Store:
+    """Runs a and b filtered (b twice: the newest verdicts count), c never filtered."""
     store = Store(root)
     ingest_synth(store, ["arithmetic"], 4, 0, 1)
     prompts = sorted(store.read("prompts").to_pylist(), key=lambda p: p["prompt_id"])
     now = dt.datetime.now(dt.UTC)
-    for run, plan in PLAN.items():
+    for run, plan in {**PLAN, "c": PLAN["a"][:2]}.items():
         rows = []
-        for p, kinds in zip(prompts, plan, strict=True):
+        for p, kinds in zip(prompts, plan, strict=False):  # c: the first two prompts
             for i, kind in enumerate(kinds):
                 text = completion(kind, p["answer"])
                 reasoning, final = split_think(text)
@@ -81,7 +82,9 @@ def build_store(root: Path) -> Store:
                              "model": f"teacher-{run}", "engine": "vllm", "temperature": 0.6,
                              "top_p": 0.95, "max_tokens": 256, "seed": 0, "created_at": now})
         store.write_shard("samples", pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA), run)
-        filter_run(store, run, FilterConfig(workers=1), progress=False)
+        if run != "c":
+            filter_run(store, run, FilterConfig(workers=1), progress=False)
+    filter_run(store, "b", FilterConfig(workers=1, target_language="fr"), progress=False)
     return store
 
 
@@ -104,6 +107,25 @@ def prompt_ids(store: Store) -> list[str]:
 
 
 # --- in-process: pages, escaping, SQL box, compare --------------------------------------------
+def test_index_agrees_with_the_views(built):
+    from r1data.serve_index import StoreIndex
+
+    ix = StoreIndex(built)
+    cols = "prompt_id, source, domain, n, n_verified, n_correct, n_kept, round(mean_tokens, 6)"
+    for run in built.runs():
+        con = ix.cursor(run)
+        mine = con.execute(f"SELECT {cols} FROM prompt_stats WHERE run = ? ORDER BY 1",
+                           [run]).fetchall()
+        views = query.run(built, f"SELECT {cols} FROM prompt_stats WHERE run = "
+                                 f"'{run}' ORDER BY 1").fetchall()
+        assert mine == views and len(mine) == (2 if run == "c" else 4)
+        funnel = [{k: v for k, v in r.items() if k != "run"} for r in query.run(
+            built, query.report_sql("funnel")).pl().to_dicts() if r["run"] == run]
+        assert sorted(ix.funnel(run), key=str) == sorted(funnel, key=str)
+    assert {r["outcome"] for r in ix.funnel("c")} == {"unfiltered"}
+    assert "kept" not in {r["outcome"] for r in ix.funnel("b")}  # the fr filter is newest
+
+
 def test_prompts_filter_by_reject_reason_and_pass_rate(built, client):
     pids = prompt_ids(built)
     page = client.get("/prompts", params={"run": "a", "reason": "language_mixing"}).text
@@ -142,7 +164,7 @@ def test_sql_box_runs_a_select_and_refuses_writes(built, client):
     assert ok.status_code == 200 and "<td>a</td><td>24</td>" in ok.text
     csv = client.get("/sql.csv", params={"q": "SELECT run, count(*) AS n FROM samples "
                                               "GROUP BY run ORDER BY run"})
-    assert csv.text.splitlines() == ["run,n", "a,24", "b,24"]
+    assert csv.text.splitlines() == ["run,n", "a,24", "b,24", "c,12"]
     before = sorted(p.name for p in built.root.rglob("*"))
     for bad in ("COPY (SELECT 1) TO 'x.csv'", "CREATE TABLE t AS SELECT 1",
                 "SELECT 1; DROP VIEW samples"):
