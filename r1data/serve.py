@@ -211,16 +211,18 @@ def sample_html(s: dict, gold: str | None, target: str, link: str | None = None)
     """One sample whole: verdict columns, the extracted answer against the gold, the chain of
     thought with its other-language sentences marked, the answer apart."""
     state = "unfiltered" if s["keep"] is None else "kept" if s["keep"] else "rejected"
-    verdict = {k: s[k] for k in ("keep", "reject_reason", "correct", "format_ok",
-                                 "format_reason", "repetition", "lang", "lang_prob",
-                                 "lang_consistency", "num_tokens", "finish_reason", "model")}
+    verdict = {k: round(s[k], 3) if isinstance(s[k], float) else s[k]
+               for k in ("keep", "reject_reason", "correct", "format_ok", "format_reason",
+                         "repetition", "lang", "lang_prob", "lang_consistency", "num_tokens",
+                         "finish_reason")}
     title = f"sample {s['sample_idx']}"
     head = f'<a href="{link}">{esc(title)}</a>' if link else esc(title)
     think = s["reasoning"]
     spans = foreign_spans(think, target) if think else []
     parts = [f'<section class="sample {state}" data-sample="{esc(s["sample_idx"])}">',
              f"<h3>{head} · <span class='verdict'>{esc(state)}</span>"
-             f"{' · ' + esc(s['reject_reason']) if s['reject_reason'] else ''}</h3>",
+             f"{' · ' + esc(s['reject_reason']) if s['reject_reason'] else ''}"
+             f"<span class='muted'> · {esc(s['model'])}</span></h3>",
              table([verdict]),
              f'<p>answer <mark class="answer">{esc(s["answer"])}</mark> · gold '
              f'<code class="gold">{esc(gold)}</code> · correct '

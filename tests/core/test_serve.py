@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import re
 import shutil
 import socket
@@ -248,64 +249,148 @@ def server(built):
             proc.wait()
 
 
-def dom(url: str, profile: Path) -> str:
-    return subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-                          capture_output=True, text=True, timeout=120).stdout
+class Browser:
+    """Headless Chromium driven over the DevTools protocol (websockets): real clicks, typing
+    and screenshots. Its processes are one session, killed as a group at the end."""
 
+    def __init__(self, profile: Path):
+        from websockets.sync.client import connect
 
-def screenshot(url: str, profile: Path, out: Path) -> Path:
-    subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", f"--screenshot={out}",
-                    "--window-size=1280,1400", url], capture_output=True, timeout=120)
-    assert out.exists() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    return out
+        profile.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={profile}",
+                                      "--remote-debugging-port=0", "--window-size=1280,1000",
+                                      "about:blank"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and port_file.read_text().count("\n") >= 1):
+            assert self.proc.poll() is None and time.monotonic() < deadline, "chromium failed"
+            time.sleep(0.1)
+        port = port_file.read_text().split()[0]
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list",
+                                                    timeout=10).read())
+        page = next(t for t in targets if t["type"] == "page")
+        self.ws = connect(page["webSocketDebuggerUrl"], max_size=2**27, open_timeout=30)
+        self.n = 0
 
+    def call(self, method: str, **params):
+        self.n += 1
+        self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=120))
+            if msg.get("id") == self.n:
+                assert "error" not in msg, msg["error"]
+                return msg["result"]
 
-def href(page: str, pattern: str) -> str:
-    """The first link whose class/text matches, as the browser would follow it."""
-    m = re.search(pattern, page)
-    assert m, pattern
-    return html.unescape(m.group(1))
+    def js(self, expr: str):
+        got = self.call("Runtime.evaluate", expression=expr, returnByValue=True)
+        assert "exceptionDetails" not in got, got["exceptionDetails"]
+        return got["result"].get("value")
+
+    def wait(self, expr: str, timeout: float = 60):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                got = self.js(f"document.readyState === 'complete' && ({expr})")
+            except AssertionError:  # the old page's context went away mid-navigation
+                got = None
+            if got:
+                return got
+            assert time.monotonic() < deadline, f"timed out waiting for {expr}"
+            time.sleep(0.1)
+
+    def click(self, selector: str, then: str):
+        """Click the first match of a selector, then wait for a condition of the new page."""
+        self.js(f"window.__old = true; document.querySelector({json.dumps(selector)}).click()")
+        self.wait(f"!window.__old && ({then})")
+
+    def goto(self, url: str, then: str = "true"):
+        self.call("Page.navigate", url=url)
+        self.wait(f"location.href === {json.dumps(url)} && ({then})")
+
+    def screenshot(self, out: Path) -> Path:
+        import base64
+
+        out.write_bytes(base64.b64decode(self.call("Page.captureScreenshot",
+                                                   format="png")["data"]))
+        return out
+
+    def close(self):
+        import os
+        import signal
+
+        try:
+            self.ws.close()
+        finally:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
 
 
 @pytest.mark.slow
 def test_serve_in_headless_chromium(built, server, tmp_path):
     base, proc = server
-    profile = tmp_path / "profile"
-    runs = dom(base + "/", profile)
-    assert 'data-run="a"' in runs and "language_mixing" in runs
-    run_url = base + href(runs, r'<a class="run-link" href="([^"]+)">a</a>')
-    listing = dom(run_url, profile)
-    assert "4 prompts match" in listing
-    # the reject-reason filter, as the form submits it
-    filtered_url = run_url + "&" + urllib.parse.urlencode({"reason": "language_mixing"})
-    filtered = dom(filtered_url, profile)
-    assert "2 prompts match" in filtered
-    prompt_url = base + href(filtered, r'<td><a href="(/prompt\?[^"]+)">')
-    prompt = dom(prompt_url, profile)
-    assert prompt.count('class="sample ') == 1  # only the language_mixing sample
-    sample_url = base + href(prompt, r'<h3><a href="([^"]+)">sample')
-    sample = dom(sample_url, profile)
-    assert re.search(r"<span class=\"verdict\">rejected</span> · language_mixing", sample)
-    assert re.search(r'<mark class="foreign">Nous additionnons[^<]*</mark>', sample)
-    assert re.search(r'<mark class="answer">\d+</mark>', sample)
-    shots = [screenshot(sample_url, profile, tmp_path / "sample.png")]
-    # the hostile sample ran nothing: the title is the app's, the markup is text
-    pid = prompt_ids(built)[0]
-    hostile = dom(f"{base}/prompt?run=a&id={pid}&idx=5", profile)
-    assert "pwned" not in re.search(r"<title>(.*?)</title>", hostile).group(1)
-    assert "&lt;script&gt;document.title" in hostile
-    sql = dom(base + "/sql?" + urllib.parse.urlencode(
-        {"q": "SELECT run, reject_reason, count(*) AS n FROM verdicts GROUP BY ALL ORDER BY ALL"}),
-        profile)
-    assert "<td>a</td><td>language_mixing</td><td>2</td>" in sql and 'id="csv"' in sql
-    refused = dom(base + "/sql?" + urllib.parse.urlencode({"q": "DELETE FROM prompts"}), profile)
-    assert re.search(r'id="sql-error">[^<]*read-only: only one SELECT', refused)
-    plots = dom(base + "/plots", profile)
-    assert plots.count("<svg") >= 4
-    shots.append(screenshot(prompt_url.replace("reason=language_mixing", "reason="), profile,
-                            tmp_path / "prompt.png"))
-    shots.append(screenshot(base + "/compare?a=a&b=b", profile, tmp_path / "compare.png"))
-    assert all(s.stat().st_size > 20_000 for s in shots)
+    pids = prompt_ids(built)
+    gold = {p["prompt_id"]: p["answer"] for p in built.read("prompts").to_pylist()}
+    b = Browser(tmp_path / "profile")
+    try:
+        b.goto(base + "/", "!!document.querySelector('section.run')")
+        assert "language_mixing" in b.js("document.querySelector('[data-run=a]').innerText")
+        b.click("[data-run=a] a.run-link", "location.pathname === '/prompts'")
+        assert "4 prompts match" in b.js("document.body.innerText")
+        # filter by a reject reason with the form, as a user does
+        b.js("document.querySelector('select[name=reason]').value = 'language_mixing'")
+        b.click("form.filters button", "location.search.includes('reason=language_mixing')")
+        assert "2 prompts match" in b.js("document.body.innerText")
+        listed = b.js("[...document.querySelectorAll('td a')].map(a => a.innerText)")
+        assert sorted(listed) == pids[:2]
+        b.click("td a", "location.pathname === '/prompt'")
+        assert b.js("document.querySelectorAll('section.sample').length") == 1
+        b.click("section.sample h3 a", "location.search.includes('idx=')")
+        pid = b.js("new URLSearchParams(location.search).get('id')")
+        assert b.js("document.querySelector('.verdict').innerText") == "rejected"
+        assert "language_mixing" in b.js("document.querySelector('section.sample h3').innerText")
+        assert b.js("document.querySelector('mark.answer').innerText") == gold[pid]
+        assert b.js("document.querySelector('mark.foreign').innerText").startswith(
+            "Nous additionnons")
+        shots = [b.screenshot(tmp_path / "sample.png")]
+        # the raw completion toggles (app.js runs under the page's CSP)
+        b.js("document.querySelector('[data-toggle]').click()")
+        assert b.js("document.querySelector('pre[id^=raw-]').hidden") is False
+        # a hostile completion is text: no script ran, no element was injected
+        b.goto(f"{base}/prompt?run=a&id={pids[0]}&idx=5")
+        assert "pwned" not in b.js("document.title")
+        assert b.js("document.querySelectorAll('script').length") == 1
+        assert b.js("document.querySelectorAll('main img').length") == 0
+        assert "<script>document.title" in b.js("document.querySelector('.think').innerText")
+        # the SQL box: a SELECT gives a table and a CSV link; a write is refused
+        b.goto(base + "/sql")
+        b.js("document.querySelector('textarea').value = 'SELECT run, reject_reason, count(*) "
+             "AS n FROM verdicts GROUP BY ALL ORDER BY ALL'")
+        b.click("form button", "!!document.querySelector('table')")
+        cells = b.js("[...document.querySelectorAll('tr')].map(r => r.innerText)")
+        assert "a\tlanguage_mixing\t2" in cells
+        csv = urllib.request.urlopen(base + html.unescape(b.js(
+            "document.querySelector('#csv').getAttribute('href')"))).read().decode()
+        assert "a,language_mixing,2" in csv.splitlines()
+        shots.append(b.screenshot(tmp_path / "sql.png"))
+        b.js("document.querySelector('textarea').value = 'DELETE FROM prompts'")
+        b.click("form button", "!!document.querySelector('#sql-error')")
+        assert "read-only: only one SELECT" in b.js("document.querySelector('#sql-error')"
+                                                     ".innerText")
+        b.goto(base + "/plots")
+        assert b.js("document.querySelectorAll('figure svg').length") >= 4
+        b.goto(f"{base}/prompt?run=a&id={pids[0]}")
+        shots.append(b.screenshot(tmp_path / "prompt.png"))
+        b.goto(f"{base}/compare?a=a&b=b")
+        assert b.js("document.body.innerText").count("only_a") >= 1
+        shots.append(b.screenshot(tmp_path / "compare.png"))
+    finally:
+        b.close()
+    assert all(s.stat().st_size > 20_000 and s.read_bytes()[:4] == b"\x89PNG" for s in shots)
     (ROOT / "docs").mkdir(exist_ok=True)
     shutil.copy(shots[0], ROOT / "docs" / "serve.png")
     assert proc.poll() is None  # still serving after every page
