@@ -95,14 +95,20 @@ def sweep_stale_tmp(tmp: Path) -> list[Path]:
     return swept
 
 
-# --- the engine core dies with its parent ----------------------------------------------------
-# vLLM starts its EngineCore (~700 MB) with multiprocessing spawn and nothing in it watches the
-# parent: a SIGKILLed `r1data generate` left it running. vLLM pickles the process target by
-# reference, so pointing `EngineCoreProc.run_engine_core` at a module-level function here makes
-# the spawned child run it first: it asks the kernel for SIGKILL when its parent dies
-# (PR_SET_PDEATHSIG) and, since that signal follows the creating thread rather than the
-# process, also polls its parent pid from a daemon thread.
+# --- vLLM's processes die with their parent ----------------------------------------------------
+# vLLM starts its EngineCore (~700 MB), which starts a model worker, with multiprocessing spawn,
+# and a SIGKILLed `r1data generate` left both running (the worker notices its parent's death
+# only after ~10 s; the EngineCore never). vLLM pickles a process's target by reference, so
+# pointing `EngineCoreProc.run_engine_core` and `WorkerProc.worker_main` at module-level
+# functions here makes each spawned child run them first: the child asks the kernel for SIGKILL
+# when its parent dies (PR_SET_PDEATHSIG) and, since that signal follows the thread that
+# started the child rather than its process, also polls its parent pid from a daemon thread.
 _PARENT_ENV = "R1DATA_ENGINE_PARENT"
+_TARGETS = {  # our entry point -> (vLLM module, class, method) it stands in for
+    "_engine_core_main": ("vllm.v1.engine.core", "EngineCoreProc", "run_engine_core"),
+    "_worker_main": ("vllm.v1.executor.multiproc_executor", "WorkerProc", "worker_main"),
+}
+_ORIGINALS: dict[str, object] = {}
 
 
 def _die_with_parent(parent: int, deathsig: bool) -> None:
@@ -126,30 +132,41 @@ def _die_with_parent(parent: int, deathsig: bool) -> None:
     threading.Thread(target=watch, name="r1data-parent-watch", daemon=True).start()
 
 
-def _engine_core_main(*args, **kwargs):
-    """The EngineCore process's entry point: die with the parent, then vLLM's own loop."""
-    from vllm.v1.engine.core import EngineCoreProc
+def _guarded_start(name: str, args: tuple, kwargs: dict):
+    """In a spawned child: die with the parent, guard our own children, run vLLM's target."""
+    import importlib
 
     if parent := os.environ.get(_PARENT_ENV):
         pid, _, main = parent.partition(":")
         _die_with_parent(int(pid), main == "1")
-    run = EngineCoreProc.run_engine_core
-    run = _ORIGINAL_CORE_MAIN if run is _engine_core_main else run
-    return run(*args, **kwargs)
+    install_process_guard()  # the EngineCore's worker: guarded against the EngineCore's death
+    module, cls, attr = _TARGETS[name]
+    return _ORIGINALS.get(name, getattr(getattr(importlib.import_module(module), cls), attr))(
+        *args, **kwargs)
 
 
-_ORIGINAL_CORE_MAIN = None
+def _engine_core_main(*args, **kwargs):
+    return _guarded_start("_engine_core_main", args, kwargs)
 
 
-def install_core_guard() -> None:
-    """Route vLLM's EngineCore start through `_engine_core_main` (idempotent); the caller
-    removes `_PARENT_ENV` once the engine is up, so later children do not inherit it."""
-    global _ORIGINAL_CORE_MAIN
-    from vllm.v1.engine import core
+def _worker_main(*args, **kwargs):
+    return _guarded_start("_worker_main", args, kwargs)
 
-    if core.EngineCoreProc.run_engine_core is not _engine_core_main:
-        _ORIGINAL_CORE_MAIN = core.EngineCoreProc.run_engine_core
-        core.EngineCoreProc.run_engine_core = staticmethod(_engine_core_main)
+
+def install_process_guard() -> None:
+    """Route vLLM's EngineCore and worker starts through the functions above (idempotent).
+
+    Sets `_PARENT_ENV` for the children this process spawns; `VllmEngine` removes it once its
+    engine is up, so later children (a server a test starts) do not inherit it.
+    """
+    import importlib
+
+    for name, (module, cls, attr) in _TARGETS.items():
+        owner = getattr(importlib.import_module(module), cls)
+        ours = globals()[name]
+        if getattr(owner, attr) is not ours:
+            _ORIGINALS[name] = getattr(owner, attr)
+            setattr(owner, attr, staticmethod(ours))
     main = threading.current_thread() is threading.main_thread()
     os.environ[_PARENT_ENV] = f"{os.getpid()}:{int(main)}"
 
@@ -196,7 +213,7 @@ class VllmEngine:
             # batches; the engine is seeded instead, and batches are made large.
             kwargs["max_num_batched_tokens"] = 32768
         kwargs.update(llm_kwargs)  # extra vllm.LLM arguments (the GRPO trainer's executor)
-        install_core_guard()
+        install_process_guard()
         try:
             self.llm = LLM(**kwargs)
         except Exception as e:  # vLLM raises many types; the user needs the first line

@@ -1,0 +1,83 @@
+"""`r1data generate` as processes: two writers of one run, SIGKILL and what it leaves."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from r1data.engines import cache_dir, sweep_stale_tmp
+from r1data.prompts import ingest_synth
+
+pytestmark = pytest.mark.slow
+
+
+def cli(store, model, run, *extra) -> list[str]:
+    return [sys.executable, "-m", "r1data.cli", "generate", "--store", str(store.root),
+            "--run", run, "--model", str(model), "--max-tokens", "12", "--max-model-len", "512",
+            "--shard-prompts", "1", "--no-progress", *extra]
+
+
+def living(p: psutil.Process) -> bool:
+    """Running and not a zombie (dead, waiting for a reaper the container may not have)."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def keys(store, run):
+    rows = store.read("samples", run, columns=["prompt_id", "sample_idx"]).to_pylist()
+    return [(r["prompt_id"], r["sample_idx"]) for r in rows]
+
+
+def test_two_writers_on_one_run_write_each_sample_once(store, tiny_model):
+    # 12 prompts x 64 samples is more than one writer queues at once (2 x max_num_seqs), so
+    # the second writer's engine comes up while prompts are still free and takes some of them.
+    ingest_synth(store, ["arithmetic", "expression"], 6, 0, 1)
+    procs = [subprocess.Popen(cli(store, tiny_model, "w", "--n", "64"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True) for _ in range(2)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err.decode()[-2000:]
+        text = out.decode()
+        outs.append(json.loads(text[text.find("{\n"):]))  # the CLI prints its report last
+    got = keys(store, "w")
+    assert len(got) == 12 * 64 == len(set(got))
+    assert sum(o["samples_written"] for o in outs) == 12 * 64, outs
+    assert store.read_manifest("generate", "w")["status"] == "complete"
+
+
+def test_sigkilled_generate_leaves_no_process_and_its_temp_dir_is_swept(store, tiny_model):
+    ingest_synth(store, ["arithmetic", "expression"], 20, 0, 1)
+    proc = subprocess.Popen(cli(store, tiny_model, "k", "--n", "64"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and not store.shards("samples", "k"):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    family = psutil.Process(proc.pid).children(recursive=True)
+    assert any("EngineCore" in " ".join(c.cmdline()) + c.name() for c in family), family
+    private = list((cache_dir() / "tmp").glob(f"vllm-{proc.pid}-*"))
+    assert private, "the engine's private temp dir is named for its owner"
+
+    os.kill(proc.pid, signal.SIGKILL)  # the CLI alone, as the OOM killer or a user would
+    proc.wait()
+    deadline = time.time() + 10
+    while (alive := [p for p in family if living(p)]) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not alive, [(p.pid, p.name()) for p in alive]
+
+    mine = (cache_dir() / "tmp") / f"vllm-{os.getpid()}-live"
+    mine.mkdir(parents=True, exist_ok=True)
+    try:
+        swept = sweep_stale_tmp(cache_dir() / "tmp")  # what the next engine start runs first
+        assert set(private) <= set(swept) and not any(p.exists() for p in private)
+        assert mine.exists(), "a live owner's dir is kept"
+    finally:
+        mine.rmdir()
