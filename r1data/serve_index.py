@@ -60,6 +60,18 @@ def _verdicts(files: list[str], newest: bool = False) -> str:
     return f"SELECT * FROM read_parquet(?, union_by_name = true, filename = true){rank}"
 
 
+def _where(*conds: tuple[str, object]) -> tuple[str, list]:
+    """The AND of the conditions whose value is given (not None or ''), and their values as
+    parameters (a list for a condition with several `?`): user values never enter the SQL."""
+    parts, args = [], []
+    for sql, val in conds:
+        if val is None or val == "":
+            continue
+        parts.append(sql)
+        args += val if isinstance(val, list) else [val]
+    return " AND ".join(parts), args
+
+
 def rows(con, sql: str, params: list | None = None) -> list[dict]:
     cur = con.execute(sql, params or [])
     cols = [d[0] for d in cur.description]
@@ -185,30 +197,18 @@ class StoreIndex:
                 sort: str = "pass_rate", desc: bool = False, limit: int = 50, offset: int = 0
                 ) -> tuple[list[dict], int]:
         """One page of a run's prompts with their pass rate and band, and how many match."""
-        where, args = ["run = ?"], [run]
-        for col, val in (("source", source), ("domain", domain)):
-            if val:
-                where.append(f"{col} = ?")
-                args.append(val)
-        if min_pass is not None:
-            where.append("n_correct / n >= ?")
-            args.append(min_pass)
-        if max_pass is not None:
-            where.append("n_correct / n <= ?")
-            args.append(max_pass)
-        if text:
-            where.append("(problem ILIKE ? OR prompt_id = ?)")
-            args += [f"%{text}%", text]
-        if outcome:
-            where.append("prompt_id IN (SELECT prompt_id FROM idx_outcomes WHERE run = ? AND "
-                         "outcome = ?)")
-            args += [run, outcome]
+        where, args = _where(
+            ("run = ?", run), ("source = ?", source), ("domain = ?", domain),
+            ("n_correct / n >= ?", min_pass), ("n_correct / n <= ?", max_pass),
+            ("(problem ILIKE ? OR prompt_id = ?)", [f"%{text}%", text] if text else None),
+            ("prompt_id IN (SELECT prompt_id FROM idx_outcomes WHERE run = ? AND outcome = ?)",
+             [run, outcome] if outcome else None))
         order = sort if sort in SORTS else "pass_rate"
         got = rows(self.cursor(run), f"""
             SELECT prompt_id, source, domain, left(problem, 140) AS problem, n, n_correct,
                    n_kept, round(n_correct / n, 4) AS pass_rate, {BAND} AS band,
                    round(mean_tokens, 1) AS mean_tokens, count(*) OVER () AS matching
-            FROM idx_prompts WHERE {' AND '.join(where)}
+            FROM idx_prompts WHERE {where}
             ORDER BY {order} {'DESC' if desc else 'ASC'}, prompt_id
             LIMIT {int(limit)} OFFSET {max(0, int(offset))}""", args)
         return got, (got[0]["matching"] if got else 0)
@@ -228,13 +228,8 @@ class StoreIndex:
                  for t in ("samples", "verdicts")}
         if not files["samples"]:
             return []
-        where, args = ["s.prompt_id = ?"], [prompt_id]
-        if outcome:
-            where.append(f"{_OUTCOME} = ?")
-            args.append(outcome)
-        if idx is not None:
-            where.append("s.sample_idx = ?")
-            args.append(idx)
+        where, args = _where(("s.prompt_id = ?", prompt_id), (f"{_OUTCOME} = ?", outcome),
+                             ("s.sample_idx = ?", idx))
         verdicts = ("SELECT * FROM read_parquet(?, union_by_name = true) WHERE prompt_id = ? "
                     "QUALIFY row_number() OVER (PARTITION BY sample_idx ORDER BY created_at "
                     "DESC) = 1") if files["verdicts"] else _NO_VERDICTS
@@ -246,6 +241,6 @@ class StoreIndex:
                    s.finish_reason, s.model, {cols}
             FROM read_parquet(?, union_by_name = true) AS s
             LEFT JOIN v USING (prompt_id, sample_idx)
-            WHERE {' AND '.join(where)}
+            WHERE {where}
             ORDER BY s.sample_idx LIMIT {int(limit)} OFFSET {max(0, int(offset))}""",
                     vargs + [files["samples"]] + args)

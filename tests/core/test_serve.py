@@ -9,7 +9,6 @@ import html
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from r1data.errors import InputError
 from r1data.filtering import FilterConfig, filter_run
 from r1data.prompts import ingest_synth
 from r1data.store import SAMPLES_SCHEMA, Store
+from tests.core.test_generate_openai import free_port
 from tests.core.test_report import FLAGS, chromium
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,6 +175,15 @@ def test_sql_box_runs_a_select_and_refuses_writes(built, client):
     assert sorted(p.name for p in built.root.rglob("*")) == before
 
 
+def test_bad_page_parameters_are_one_line_errors(client):
+    for params, says in (({"run": "zzz"}, "no such run"), ({"run": "a", "page": "x"},
+                                                          "page must be an integer"),
+                         ({"run": "a", "min_pass": "high"}, "min_pass must be a number")):
+        got = client.get("/prompts", params=params)
+        assert got.status_code == 400 and says in got.text
+    assert "no such prompt" in client.get("/prompt", params={"run": "a", "id": "<b>"}).text
+
+
 def test_compare_report_matches_the_plan(built):
     from r1data.serve import with_params
 
@@ -216,12 +225,6 @@ def test_compare_page_lists_prompts_only_one_run_solves(built, client):
 
 
 # --- the real server in headless Chromium ---------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(built):
     port = free_port()
@@ -247,6 +250,25 @@ def server(built):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_serve_listens_on_loopback_only_and_starts_no_process(server):
+    import psutil
+
+    base, proc = server
+    me = psutil.Process(proc.pid)
+    listening = [c.laddr for c in me.net_connections(kind="inet") if c.status == "LISTEN"]
+    assert listening and all(a.ip == "127.0.0.1" for a in listening)
+    assert me.children(recursive=True) == []  # nothing that could outlive it
+    assert urllib.request.urlopen(base + "/prompts?run=a").status == 200
+
+
+def test_serve_refuses_a_missing_store(tmp_path, monkeypatch, capsys):
+    from tests.core.test_cli import run_cli
+
+    code, _, err = run_cli(monkeypatch, capsys, "serve", "--store", tmp_path / "nope")
+    assert code == 2 and "no such store" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "nope").exists()
 
 
 class Browser:
