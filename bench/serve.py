@@ -130,6 +130,8 @@ def serve_times(store: Store, repeat: int, verbose: bool = False) -> dict[str, f
         for name, path in pages.items():
             times = [get(base + path)[0] for _ in range(repeat)]
             out[name] = statistics.median(times)
+        out["plots, first draw (4 report plots over the views)"] = get(base + "/plots")[0]
+        out["plots, again (cached until a run changes)"] = get(base + "/plots")[0]
         return out
     finally:
         proc.terminate()

@@ -352,12 +352,18 @@ def limited(sql: str, n: int) -> str:
     return f"SELECT * FROM (\n{sql.strip().rstrip(';')}\n) LIMIT {int(n)}"
 
 
-def plots_page(store: Store) -> str:
+def plots_page(ix: StoreIndex) -> str:
+    """`r1data report`'s plots of the store as it is now; drawn again only when a run's
+    shards or the prompts changed (they scan every sample through the views)."""
     from r1data import report
 
-    return layout("Plots", "".join(f(store) for f in (
-        report.funnel_section, report.pass_rate_section, report.lengths_section,
-        report.language_section)))
+    key = tuple(ix.state(run) for run in ix.store.runs())
+    with ix.lock:
+        if ix.plots.get("key") != key:
+            ix.plots.update(key=key, html="".join(f(ix.store) for f in (
+                report.funnel_section, report.pass_rate_section, report.lengths_section,
+                report.language_section)))
+        return layout("Plots", ix.plots["html"])
 
 
 def compare_page(ix: StoreIndex, p: dict) -> str:
@@ -445,7 +451,7 @@ def make_app(store: Store, *, warm: bool = False):
     app.get("/prompt")(page(lambda p: prompt_detail(ix, p)))
     app.get("/compare")(page(lambda p: compare_page(ix, p)))
     app.get("/sql")(page(lambda p: sql_page(store, p.get("q", ""))))
-    app.get("/plots")(page(lambda p: plots_page(store)))
+    app.get("/plots")(page(lambda p: plots_page(ix)))
 
     @app.get("/sql.csv")
     def sql_csv(q: str = ""):

@@ -87,8 +87,10 @@ class StoreIndex:
         self.db.execute(_SCHEMA)
         self._built: dict[str, tuple] = {}
         self._lock = threading.Lock()
+        self.lock = threading.Lock()  # for pages that cache what they draw (plots)
+        self.plots: dict = {}
 
-    def _key(self, run: str) -> tuple:
+    def state(self, run: str) -> tuple:
         """The modification times of the run's folders and of prompts/: a shard written
         (renamed in) or removed changes them, and a stat costs nothing beside a listing."""
         dirs = (self.store.table_dir("samples", run), self.store.table_dir("verdicts", run),
@@ -98,7 +100,7 @@ class StoreIndex:
     def cursor(self, run: str | None = None) -> duckdb.DuckDBPyConnection:
         """A connection for one request, the run's index current."""
         if run:
-            key = self._key(run)
+            key = self.state(run)
             with self._lock:
                 if self._built.get(run) != key:
                     self._build(run)
