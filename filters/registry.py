@@ -39,11 +39,15 @@ VERIFIERS: tuple[Verifier, ...] = (
              ("instruction_id_list", "kwargs")),
 )
 CHECKS: tuple[str, ...] = tuple(v.check for v in VERIFIERS if v.check)
+# Checks that run only when asked for: the LLM judge needs a judge model (filters/judge.py,
+# run over a whole run by r1data.judging; its reward is the `judge:MODEL` factory).
+OPT_IN_CHECKS: tuple[str, ...] = ("judge",)
 # The verifiers' rewards, and rewards that are no verdict (a length penalty).
 REWARDS: dict[str, R.Reward] = {v.name: v.reward for v in VERIFIERS} | {
     "length": R.make_length_reward()}
 # Rewards whose module is imported on first use ("module:function").
 LAZY_REWARDS = {"code": "r1data.filters.code:code_reward"}
+JUDGE_REWARD = ("r1data.judging", "make_judge_reward")  # `judge:MODEL[@URL]`
 
 
 def get_reward(name: str) -> R.Reward:
@@ -52,6 +56,8 @@ def get_reward(name: str) -> R.Reward:
     rewards are built by their factories (make_length_reward, make_language_reward)."""
     if name.startswith("rm:"):
         return R.make_reward_model_reward(name[3:])
+    if name.startswith("judge:"):  # a stage starts the judge's engine: named by module path
+        return getattr(importlib.import_module(JUDGE_REWARD[0]), JUDGE_REWARD[1])(name[6:])
     if name in LAZY_REWARDS:
         module, fn = LAZY_REWARDS[name].split(":")
         try:
@@ -63,5 +69,5 @@ def get_reward(name: str) -> R.Reward:
     try:
         return REWARDS[name]
     except KeyError:
-        known = ", ".join(sorted([*REWARDS, *LAZY_REWARDS, "rm:PATH"]))
+        known = ", ".join(sorted([*REWARDS, *LAZY_REWARDS, "rm:PATH", "judge:MODEL[@URL]"]))
         raise ConfigError(f"unknown reward {name!r}; known: {known}") from None

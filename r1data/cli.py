@@ -240,7 +240,8 @@ def filter_cmd(
     store: StoreOpt,
     run: Annotated[str, typer.Option(help="Run whose samples get verdicts.")],
     filters: Annotated[str, typer.Option(help="Checks that decide keep: correct, format, "
-                                         "language.")] = ",".join(_F["checks"]),
+                                         "language, judge (opt-in: needs --judge-model).")
+                       ] = ",".join(_F["checks"]),
     target_language: Annotated[str, typer.Option(help="ISO code of the language to keep.")
                                ] = _F["target_language"],
     min_consistency: Annotated[float, typer.Option(
@@ -251,8 +252,22 @@ def filter_cmd(
     workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")
                        ] = _F["workers"],
     progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
+    judge_model: Annotated[str | None, typer.Option(
+        help="Judge model of the judge check: a local folder (vllm) or a served name.")] = None,
+    judge_engine: Annotated[str, typer.Option(help="vllm or openai.")] = "vllm",
+    judge_base_url: Annotated[list[str] | None, typer.Option(
+        help="Judge server(s) for --judge-engine openai.")] = None,
+    judge_scope: Annotated[str, typer.Option(
+        help="unverifiable (no rule can check: general prompts, no gold) or all.")
+    ] = "unverifiable",
+    judge_rubric: Annotated[str | None, typer.Option(
+        help="Rubric for prompts without a reference answer.")] = None,
 ):
     """Verdicts (correct, format, language, repetition -> keep, reject_reason) for a run.
+
+    The judge check asks a judge model to grade the answers no rule can check; its verdict,
+    score, model and rationale go into the verdicts, cached in the store (a rerun costs
+    nothing); a judge that fails is a reason (judge_unreachable, judge_unparsable).
 
     Example: r1data filter --store st --run teacher --target-language en
     """
@@ -262,7 +277,10 @@ def filter_cmd(
 
     cfg = FilterConfig(checks=[f.strip() for f in filters.split(",") if f.strip()],
                        target_language=target_language, min_consistency=min_consistency,
-                       timeout=timeout, workers=workers)
+                       timeout=timeout, workers=workers,
+                       judge={"model": judge_model, "engine": judge_engine,
+                              "base_url": judge_base_url or [], "scope": judge_scope,
+                              "rubric": judge_rubric} if judge_model else None)
     _echo(asdict(filter_run(_store(store, create=False), run, cfg, progress=progress)))
 
 

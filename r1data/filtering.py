@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from r1data.errors import ConfigError, InputError
-from r1data.filters.registry import CHECKS
+from r1data.filters.registry import CHECKS, OPT_IN_CHECKS
 from r1data.filters.verdicts import MIN_CONSISTENCY
 from r1data.store import VERDICTS_SCHEMA, Store, check_name, write_parquet_atomic
 
@@ -37,11 +37,13 @@ class FilterConfig:
     workers: int | None = None  # processes for math checks (default: all cores)
     batch_rows: int = 4096  # samples filtered at a time per process: bounds memory
     batch_chars: int = 4_000_000  # and their characters (~150 R1 traces of 26k): bounds it
+    judge: dict | None = None  # the judge check's JudgeConfig fields (model, engine, ...)
 
     def __post_init__(self):
-        unknown = [c for c in self.checks if c not in CHECKS]
+        unknown = [c for c in self.checks if c not in (*CHECKS, *OPT_IN_CHECKS)]
         if unknown:
-            raise ConfigError(f"unknown filter(s) {unknown}; known: {', '.join(CHECKS)}")
+            raise ConfigError(f"unknown filter(s) {unknown}; known: "
+                              f"{', '.join((*CHECKS, *OPT_IN_CHECKS))}")
         if self.batch_rows < 1 or self.batch_chars < 1:
             raise ConfigError(f"batch_rows and batch_chars must be >= 1, got "
                               f"{self.batch_rows}, {self.batch_chars}")
@@ -65,6 +67,7 @@ class FilterReport:
     total: int = 0
     kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    judge: dict[str, int] = field(default_factory=dict)  # judged, cached, failed, out_of_scope
 
 
 def verdict_rows(rows: list[dict], cfg: FilterConfig, filter_run: str) -> list[dict]:
@@ -91,10 +94,13 @@ def verdict_rows(rows: list[dict], cfg: FilterConfig, filter_run: str) -> list[d
         reason = None
         if "format" in cfg.checks and not fmt_ok:
             reason = fmt_reason
-        elif "correct" in cfg.checks and ok is not True:
-            reason = "incorrect" if ok is False else "unverified"
+        elif "correct" in cfg.checks and ok is not True and not (ok is None
+                                                                 and r.get("judge_model")):
+            reason = "incorrect" if ok is False else "unverified"  # (judged: the judge's)
         elif "language" in cfg.checks and lang_reason:
             reason = lang_reason
+        elif r.get("judge_reason"):  # judge_rejected, or how the judge failed
+            reason = r["judge_reason"]
         out.append({
             "run": r["run"], "prompt_id": r["prompt_id"], "sample_idx": r["sample_idx"],
             "filter_run": filter_run, "created_at": now, "answer": answer,
@@ -102,6 +108,8 @@ def verdict_rows(rows: list[dict], cfg: FilterConfig, filter_run: str) -> list[d
             "repetition": rep_score,
             "lang": lang, "lang_prob": prob, "lang_consistency": cons,
             "keep": reason is None, "reject_reason": reason,
+            **{c: r.get(c) for c in ("judge_verdict", "judge_score", "judge_model",
+                                     "judge_rationale")},
         })
     return out
 
@@ -185,6 +193,10 @@ def filter_shard(store_root: str, shard: str, target: str, cfg: dict,
                 raise InputError(f"sample of unknown prompt {s['prompt_id']}", path=shard)
             items.append(s | {"domain": p["domain"], "gold": p["answer"], "tests": p["tests"],
                               "meta": p["meta"], "problem": p["problem"]})
+        if "judge" in fc.checks:
+            from r1data.judging import with_judgements
+
+            items = with_judgements(store_root, items, fc.judge)
         done = verdict_rows(items, fc, fid)
         del items  # before the next batch is read: one batch of text at a time
         counts.update("kept" if d["keep"] else d["reject_reason"] for d in done)
@@ -351,6 +363,11 @@ def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
             jobs.append([str(store.root), str(shard), str(part), asdict(cfg), rows])
     pending = {t: len(ps) for t, ps in parts.items()}
     _PROMPTS.pop(str(store.root), None)  # prompts may have been added since the last run
+    if "judge" in cfg.checks and todo:  # one judge engine for the run, before the workers
+        from r1data import judging
+
+        rep.judge = judging.judge_pass(store, [s for s, _ in todo], cfg.judge)
+        judging.forget(str(store.root))
     try:
         for i, got in _run_jobs(jobs, min(procs, len(jobs))):
             counts.update(got)

@@ -72,6 +72,23 @@ VERDICTS_SCHEMA = pa.schema([
     ("lang_consistency", pa.float32()),
     ("keep", pa.bool_()),
     ("reject_reason", pa.string()),  # first failing check, snake_case
+    # the judge check (r1data.filters.judge); null where it did not run (and in older rows)
+    ("judge_verdict", pa.bool_()),
+    ("judge_score", pa.float32()),  # in [0, 1]
+    ("judge_model", pa.string()),
+    ("judge_rationale", pa.string()),  # the judge's short reason, or why it failed
+])
+
+# The judge's cache: one row per judgement (key = hash of judge model, template, question,
+# reference, answer), appended; rows with an error are failures a rerun retries.
+JUDGEMENTS_SCHEMA = pa.schema([
+    ("key", pa.string()),
+    ("judge_model", pa.string()),
+    ("verdict", pa.bool_()),
+    ("score", pa.float32()),
+    ("rationale", pa.string()),
+    ("error", pa.string()),  # judge_unparsable, judge_unreachable; null when judged
+    ("created_at", pa.timestamp("us", tz="UTC")),
 ])
 
 CURATED_SCHEMA = pa.schema([
@@ -107,6 +124,7 @@ TABLES = {
     "curated": CURATED_SCHEMA,
     "prompt_clusters": PROMPT_CLUSTERS_SCHEMA,
     "sample_clusters": SAMPLE_CLUSTERS_SCHEMA,
+    "judgements": JUDGEMENTS_SCHEMA,
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -345,6 +363,10 @@ class Store:
                 g.unlink()
         return path
 
+    def judge_cache(self) -> JudgeCache:
+        """The judge's cache (`get(keys)`, `put(rows)`) in the judgements table."""
+        return JudgeCache(self)
+
     def write_manifest(self, kind: str, name: str, manifest: dict | list) -> Path:
         return write_json_atomic(manifest, self.manifest_path(kind, name))
 
@@ -383,3 +405,22 @@ class Store:
             shutil.rmtree(self.table_dir(table, run), ignore_errors=True)
         for kind in ("generate", "filter", "eval"):
             self.manifest_path(kind, run).unlink(missing_ok=True)
+
+
+class JudgeCache:
+    """Judgements kept in the store: `get` gives each key's newest row (the judge decides
+    which failures to ask again), `put` appends a shard (one per batch: a kill loses one)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def get(self, keys) -> dict[str, dict]:
+        wanted = set(keys)
+        rows = self.store.read("judgements").to_pylist() if wanted else []
+        rows.sort(key=lambda r: r["created_at"])
+        return {r["key"]: r for r in rows if r["key"] in wanted}
+
+    def put(self, rows: list[dict]) -> None:
+        if rows:
+            self.store.write_shard("judgements", pa.Table.from_pylist(
+                rows, schema=JUDGEMENTS_SCHEMA), prefix="part")

@@ -16,10 +16,10 @@ LAYERS = [
     ("stages", ["r1data.filtering", "r1data.selection", "r1data.generate", "r1data.export",
                 "r1data.evaluate", "r1data.prompts", "r1data.report", "r1data.coldstart",
                 "r1data.query", "r1data.engines", "r1data.models", "r1data.exam",
-                "r1data.harvest", "r1data.trainers"]),
+                "r1data.harvest", "r1data.trainers", "r1data.judging"]),
     ("verifiers", ["r1data.filters"]),
     ("core", ["r1data.config", "r1data.store", "r1data.errors", "r1data.chat", "r1data.synth",
-              "r1data.tinymodel", "r1data.sql"]),
+              "r1data.tinymodel", "r1data.sql", "r1data.neardup", "r1data.ifgen"]),
 ]
 # Below the layer rule: verifiers never read the store; the code verifier (sandboxed model
 # code) and the rewards stay apart (the registry names the code reward by module path).
