@@ -4,9 +4,10 @@
     python bench/train.py --only grpo --repeat 3 --vllm   # GRPO only, 3 interleaved runs/side,
                                                           # plus r1data with --rollout vllm
 
-Both sides: fp32 on CPU (r1data with device="cpu", bf16 off unless asked), torch threads as set below, the same batch shapes, no evaluation or
-checkpointing inside the timed steps. The first step of each is a warm-up and not timed; the
-median step is reported (the machine is shared, so means are dragged by other work).
+Both sides: fp32 on CPU (r1data: device="cpu", bf16 only when asked), torch threads as set
+below, the same batch shapes, no evaluation or checkpointing inside the timed steps. The first
+step of each is a warm-up and not timed; the median step is reported (the machine is shared, so
+means are dragged by other work).
 """
 
 from __future__ import annotations
