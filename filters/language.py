@@ -10,6 +10,7 @@ repeat many sentences.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import threading
@@ -86,22 +87,6 @@ def _strip_math(text: str) -> str:
 def _units(text: str) -> list[str]:
     """Sentences and lines, LaTeX and math removed (the scalar reference of _units_batch)."""
     return [u for u in _SENT.split(_strip_math(text[:MAX_CHARS])) if u and not u.isspace()]
-
-
-def _units_batch(texts: list[str]) -> list[list[str]]:
-    """_units of every text: math blanked in Python where a text has any, sentences split by
-    Arrow for the whole batch (a sentence end's whitespace becomes one newline)."""
-    cut = [t[:MAX_CHARS] for t in texts]
-    prepared = [_strip_math(t) if "$" in t or "\\" in t else t for t in cut]
-    arr = pc.replace_substring_regex(pa.array(prepared, type=pa.large_string()),
-                                     f"({_SENT_END}){SPACE}+", "\\1\n")
-    parts = pc.split_pattern(arr, "\n")
-    flat = pc.list_flatten(parts)
-    keep = pc.and_(pc.greater(pc.utf8_length(flat), 0), pc.invert(pc.utf8_is_space(flat)))
-    units = pc.filter(flat, keep).to_pylist()  # Arrow's whitespace is Python's isspace
-    owner = pc.filter(pc.list_parent_indices(parts), keep).to_numpy(zero_copy_only=False)
-    ends = np.cumsum(np.bincount(owner, minlength=len(texts))).tolist()
-    return [units[a:b] for a, b in zip([0, *ends], ends, strict=False)]
 
 
 def _has_cjk(texts: list[str]) -> list[bool]:
@@ -200,50 +185,154 @@ def _unit_words(unit: str, any_cjk: bool) -> tuple[dict[str, int], str, int]:
     return counts, " ".join(words), len(words)
 
 
-def _consistency_chunks(texts: list[str]) -> tuple[list[dict[str, int]],
-                                                   list[list[tuple[str, int]]]]:
-    """Per text: CJK word counts by language, and the chunks of its other words."""
-    memo: dict[tuple[str, bool], tuple[dict[str, int], str, int]] = {}  # texts with CJK
-    latin: dict[str, tuple[str, int]] = {}  # texts without CJK, the common case: words only
-    cjk_counts: list[dict[str, int]] = []
-    per_text: list[list[tuple[str, int]]] = []
+def _units_arrow(texts: list[str]) -> tuple[pa.Array, np.ndarray]:
+    """The _units of every text as one Arrow array, and the text index of each: math blanked
+    in Python where a text has any, sentences split by Arrow for the whole batch (a sentence
+    end's whitespace becomes one newline)."""
+    cut = [t[:MAX_CHARS] for t in texts]
+    prepared = [_strip_math(t) if "$" in t or "\\" in t else t for t in cut]
+    arr = pc.replace_substring_regex(pa.array(prepared, type=pa.large_string()),
+                                     f"({_SENT_END}){SPACE}+", "\\1\n")
+    parts = pc.split_pattern(arr, "\n")
+    flat = pc.list_flatten(parts)
+    keep = pc.and_(pc.greater(pc.utf8_length(flat), 0), pc.invert(pc.utf8_is_space(flat)))
+    owner = pc.filter(pc.list_parent_indices(parts), keep).to_numpy(zero_copy_only=False)
+    return pc.filter(flat, keep), owner  # Arrow's whitespace is Python's isspace
+
+
+def _units_batch(texts: list[str]) -> list[list[str]]:
+    """_units of every text, split for the whole batch by _units_arrow."""
+    units, owner = _units_arrow(texts)
+    return _per_text(units.to_pylist(), owner, len(texts))
+
+
+def _per_text(items: list, owner: np.ndarray, n: int) -> list[list]:
+    """items (grouped by text, in order) as one list per text."""
+    ends = np.cumsum(np.bincount(owner, minlength=n)).tolist()
+    return [items[a:b] for a, b in zip([0, *ends], ends, strict=False)]
+
+
+@functools.cache
+def _not_letters() -> str:
+    """RE2 pattern of a run of what _WORD's letters are not, as explicit code point ranges read
+    from Python's own tables, so Arrow cuts words exactly where Python's `[^\\W\\d_]` does."""
+    chars = "".join(map(chr, [*range(0xD800), *range(0xE000, 0x110000)]))
+    ranges = []
+    for m in re.finditer(r"[^\W\d_]+", chars):
+        a, b = ord(chars[m.start()]), ord(chars[m.end() - 1])
+        ranges.append(f"\\x{{{a:x}}}" + (f"-\\x{{{b:x}}}" if b > a else ""))
+    return "[^" + "".join(ranges) + "]+"
+
+
+def _greedy_chunks(counts: list[int], owner: list[int]) -> list[int]:
+    """The chunk of each unit (units with words, grouped by text), by _chunks' rule on word
+    counts alone: a full sentence that starts a chunk is one; other units join until the chunk
+    holds MIN_CHUNK_WORDS words; a text's short tail joins the chunk before it, if any."""
+    chunk_of: list[int] = []
+    c, n, first, prev = 0, 0, 0, -1  # open (or next) chunk, its words, the text's first
+    for k, t in zip([*counts, 0], [*owner, -2], strict=True):  # a sentinel ends the last
+        if t != prev:
+            if n:  # the previous text's open tail
+                if c > first:
+                    j = len(chunk_of) - 1
+                    while j >= 0 and chunk_of[j] == c:
+                        chunk_of[j] = c - 1
+                        j -= 1
+                else:
+                    c += 1
+            n, first, prev = 0, c, t
+            if t == -2:
+                break
+        chunk_of.append(c)
+        if not n and k >= MIN_CHUNK_WORDS:
+            c += 1
+            continue
+        n += k
+        if n >= MIN_CHUNK_WORDS:
+            c, n = c + 1, 0
+    return chunk_of
+
+
+def _latin_chunks(units: pa.Array, owner: np.ndarray
+                  ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(chunk texts, words in each, text of each) of units without CJK, columnar: words cut
+    by Arrow once per distinct unit (samples of a prompt repeat sentences), chunk boundaries
+    from word counts, chunks joined by Arrow; equal to _chunks over _unit_words."""
+    space = pa.scalar(" ", pa.large_string())
+    if len(units) == 0:
+        return [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    coded = pc.dictionary_encode(units)
+    pieces = pc.split_pattern_regex(coded.dictionary, _not_letters())
+    flat = pc.list_flatten(pieces)
+    is_word = pc.greater_equal(pc.utf8_length(flat), 2)
+    word_unit = pc.filter(pc.list_parent_indices(pieces), is_word).to_numpy(
+        zero_copy_only=False)
+    n_distinct = len(coded.dictionary)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(word_unit, minlength=n_distinct))])
+    distinct_words = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()),
+                                                   pc.filter(flat, is_word))
+    which = coded.indices.to_numpy(zero_copy_only=False)
+    per_unit = np.diff(offsets)[which]
+    has = np.flatnonzero(per_unit)
+    chunk_of = np.asarray(_greedy_chunks(per_unit[has].tolist(), owner[has].tolist()),
+                          dtype=np.int64)
+    n_chunks = int(chunk_of[-1]) + 1 if len(chunk_of) else 0
+    unit_text = pc.binary_join(distinct_words, space).take(pa.array(which[has]))
+    ends = np.concatenate([[0], np.cumsum(np.bincount(chunk_of, minlength=n_chunks))])
+    joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(ends, pa.int64()),
+                                                          unit_text), space)
+    chunk_words = np.bincount(chunk_of, weights=per_unit[has], minlength=n_chunks)
+    chunk_text = np.zeros(n_chunks, dtype=np.int64)
+    chunk_text[chunk_of] = owner[has]
+    return joined.to_pylist(), chunk_words.astype(np.int64), chunk_text
+
+
+def _consistency_chunks(texts: list[str]) -> tuple[list[dict[str, int]], list[str],
+                                                   np.ndarray, np.ndarray]:
+    """Per text its CJK word counts by language; and the chunks of all texts' other words,
+    with their word counts and text index. Texts without CJK, the common case, are chunked
+    columnar (_latin_chunks); a text with CJK sentence by sentence."""
     texts = [t or "" for t in texts]
-    for any_cjk, sentences in zip(_has_cjk(texts), _units_batch(texts), strict=True):
-        counts: dict[str, int] = {}
-        units = []
-        if any_cjk:
-            for unit in sentences:
-                got = memo.get((unit, any_cjk))
+    any_cjk = np.array(_has_cjk(texts), dtype=bool)
+    units, owner = _units_arrow(texts)
+    latin = ~any_cjk[owner] if len(owner) else np.zeros(0, dtype=bool)
+    lines, words, which = _latin_chunks(pc.filter(units, pa.array(latin)), owner[latin])
+    cjk_counts: list[dict[str, int]] = [{} for _ in texts]
+    if any_cjk.any():
+        idx = np.flatnonzero(~latin)  # the units of texts with CJK, grouped by text
+        per = _per_text(units.take(pa.array(idx)).to_pylist(), owner[idx], len(texts))
+        memo: dict[str, tuple[dict[str, int], str, int]] = {}
+        extra: list[tuple[str, int, int]] = []
+        for t in np.flatnonzero(any_cjk).tolist():
+            kept = []
+            for unit in per[t]:
+                got = memo.get(unit)
                 if got is None:
-                    got = memo[(unit, any_cjk)] = _unit_words(unit, any_cjk)
+                    got = memo[unit] = _unit_words(unit, True)
                 for lang, k in got[0].items():
-                    counts[lang] = counts.get(lang, 0) + k
+                    cjk_counts[t][lang] = cjk_counts[t].get(lang, 0) + k
                 if got[2]:
-                    units.append((got[1], got[2]))
-        else:
-            for unit in sentences:
-                words = latin.get(unit)
-                if words is None:
-                    words = latin[unit] = _unit_words(unit, False)[1:]
-                if words[1]:
-                    units.append(words)
-        cjk_counts.append(counts)
-        per_text.append(_chunks(units))
-    return cjk_counts, per_text
+                    kept.append((got[1], got[2]))
+            extra += [(c, n, t) for c, n in _chunks(kept)]
+        lines = lines + [c for c, _, _ in extra]
+        words = np.concatenate([words, np.array([n for _, n, _ in extra], dtype=np.int64)])
+        which = np.concatenate([which, np.array([t for *_, t in extra], dtype=np.int64)])
+    return cjk_counts, lines, words, which
 
 
-def _consistency_scores(cjk_counts: list[dict[str, int]], per_text: list[list[tuple[str, int]]],
-                        target: str, preds) -> list[float]:
-    """Share of target-language words per text from its CJK counts and chunk predictions."""
+def _consistency_scores(cjk_counts: list[dict[str, int]], words: np.ndarray,
+                        which: np.ndarray, target: str, labels: list[tuple[str, float]]
+                        ) -> list[float]:
+    """Share of target-language words per text from its CJK counts and the predicted
+    language of each chunk (words: the chunk's word count, which: its text)."""
+    hit = np.array([lang == target for lang, _ in labels], dtype=bool)
+    total = np.bincount(which, weights=words, minlength=len(cjk_counts)).tolist()
+    hits = np.bincount(which, weights=words * hit, minlength=len(cjk_counts)).tolist()
     out = []
-    for counts, chunks in zip(cjk_counts, per_text, strict=True):
-        total = sum(counts.values())
-        hits = counts.get(target, 0)
-        for _, n in chunks:
-            lang = next(preds)[0]
-            total += n
-            hits += n if lang == target else 0
-        out.append(hits / total if total else 1.0)
+    for counts, n, h in zip(cjk_counts, total, hits, strict=True):
+        n += sum(counts.values())
+        h += counts.get(target, 0)
+        out.append(h / n if n else 1.0)
     return out
 
 
@@ -255,20 +344,19 @@ def consistency_batch(texts: list[str], target: str) -> list[float]:
     so English inside a Chinese chain of thought is not Chinese, and vice versa. Numbers,
     LaTeX and math are neutral.
     """
-    cjk_counts, per_text = _consistency_chunks(texts)
-    preds = iter(_predict([c for ch in per_text for c, _ in ch]))
-    return _consistency_scores(cjk_counts, per_text, target, preds)
+    cjk_counts, lines, words, which = _consistency_chunks(texts)
+    return _consistency_scores(cjk_counts, words, which, target, _predict(lines))
 
 
 def language_batch(finals: list[str], chains: list[str], target: str
                    ) -> tuple[list[tuple[str, float]], list[float]]:
     """detect_batch(finals) and consistency_batch(chains, target) with one fastText call."""
     det = _detect_chunks(finals)
-    cjk_counts, con = _consistency_chunks(chains)
+    cjk_counts, con, words, which = _consistency_chunks(chains)
     lines = [c for ch in det for c, _ in ch]
-    preds = _predict(lines + [c for ch in con for c, _ in ch])
+    preds = _predict(lines + con)
     return (_detect_scores(det, iter(preds[:len(lines)])),
-            _consistency_scores(cjk_counts, con, target, iter(preds[len(lines):])))
+            _consistency_scores(cjk_counts, words, which, target, preds[len(lines):]))
 
 
 def consistency(text: str, target: str) -> float:

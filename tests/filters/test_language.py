@@ -128,3 +128,72 @@ def test_batched_sentence_split_equals_the_regex_one():
     texts += ["a." + c + "b\n" + c + c + "x!" + c for c in chars]
     assert language._units_batch(texts) == [language._units(t) for t in texts]
     assert language._has_cjk(texts) == [language._CJK.search(t) is not None for t in texts]
+
+
+def _consistency_reference(text: str, target: str) -> float:
+    """consistency the scalar way: _units, _unit_words and _chunks per sentence, one fastText
+    prediction per chunk (the columnar batch path must equal it)."""
+    from r1data.filters import language
+
+    any_cjk = language._CJK.search(text) is not None
+    counts: dict[str, int] = {}
+    units = []
+    for unit in language._units(text):
+        cjk, joined, n = language._unit_words(unit, any_cjk)
+        for lang, k in cjk.items():
+            counts[lang] = counts.get(lang, 0) + k
+        if n:
+            units.append((joined, n))
+    chunks = language._chunks(units)
+    labels = [language._predict([c])[0][0] for c, _ in chunks]
+    total = sum(counts.values()) + sum(n for _, n in chunks)
+    hits = counts.get(target, 0) + sum(n for (_, n), lab in zip(chunks, labels, strict=True)
+                                       if lab == target)
+    return hits / total if total else 1.0
+
+
+def test_columnar_consistency_equals_the_per_sentence_reference():
+    """Words cut by Arrow, chunks joined by Arrow, scores by NumPy: equal to the per-sentence
+    reference on varied mixed-script text (short and long sentences, digits, underscores,
+    superscripts, combining marks, CJK) and in batches mixing texts with and without CJK."""
+    import random
+
+    rng = random.Random(3)
+    words = ["we", "add", "the", "numbers", "carefully", "Wait", "x", "a_b", "x²", "½",
+             "café", "naïve", "e\u0301t\u00e9", "число", "ﬁnal", "nous", "calculons", "la",
+             "somme", "12", "3.5", "$x+1$", "\\frac{1}{2}", "Ⅻ", "ǅ", "我们", "检查", "かな",
+             "한국어", "١٢٣", "ab_", "__", "q"]
+    ends = [".", "!", "?", "。", "\n", "\n\n", ",", ""]
+
+    def text():
+        return " ".join(rng.choice(words) + rng.choice(ends)
+                        for _ in range(rng.randint(0, 60)))
+
+    texts = [text() for _ in range(300)] + ["", " ", "Wait.", EN_COT, FR, ZH, EN_COT + FR]
+    for target in ("en", "fr", "zh"):
+        got = consistency_batch(texts, target)
+        want = [_consistency_reference(t, target) for t in texts]
+        assert got == pytest.approx(want, abs=0, rel=0), target
+
+
+def test_arrow_word_cut_equals_the_regex_on_every_code_point():
+    """_latin_chunks cuts words where `[^\\W\\d_]{2,}` does, for every code point (as a letter
+    between letters, doubled, and alone)."""
+    import sys
+
+    import numpy as np
+    import pyarrow as pa
+
+    from r1data.filters import language
+
+    chars = [chr(c) for c in range(0, sys.maxunicode + 1, 3)
+             if not 0xD800 <= c < 0xE000 and chr(c) not in "\n"]
+    units = [f"ab{c}cd {c}{c} e{c} {c}" for c in chars]
+    lines, counts, which = language._latin_chunks(pa.array(units, pa.large_string()),
+                                                  np.arange(len(units)))
+    want = [language._chunks([w[1:]] if w[2] else []) for w in
+            (language._unit_words(u, False) for u in units)]
+    got: list[list[tuple[str, int]]] = [[] for _ in units]
+    for line, n, t in zip(lines, counts.tolist(), which.tolist(), strict=True):
+        got[t].append((line, n))
+    assert got == want
