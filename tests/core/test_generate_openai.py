@@ -1,9 +1,11 @@
 """The openai engine against a real vLLM OpenAI-compatible server on 127.0.0.1."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -72,6 +74,31 @@ def test_openai_engine_rows_match_the_vllm_schema(store, tiny_model, server):
         assert 1 <= r["num_tokens"] <= 12 and r["finish_reason"] in ("stop", "length")
     # a rerun asks the server for nothing
     assert generate(store, cfg, "srv", progress=False).samples_written == 0
+
+
+def test_concurrency_requests_stay_in_flight_across_shards(store, tiny_model, server):
+    """One prompt a shard, 4 in flight: the server's own gauge sees more than one shard's."""
+    ingest_synth(store, ["arithmetic"], 10, 0, 1)
+    cfg = GenerateConfig(model=str(tiny_model), engine="openai", base_url=[server], n=1,
+                         max_tokens=200, concurrency=4, shard_prompts=1, system_prompt=None)
+    gauge = re.compile(r"^vllm:num_requests_(?:running|waiting)\{[^}]*\} ([0-9.]+)$", re.M)
+    seen, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            text = httpx.get(server.removesuffix("/v1") + "/metrics", timeout=5).text
+            seen.append(sum(float(v) for v in gauge.findall(text)))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        rep = generate(store, cfg, "inflight", progress=False)
+    finally:
+        stop.set()
+        watcher.join()
+    assert rep.samples_written == 10 and len(rep.shards) == 10
+    assert max(seen) == 4, sorted(seen)[-20:]
 
 
 def test_unreachable_server_fails_after_retries(store, tiny_model):
