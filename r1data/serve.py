@@ -18,6 +18,8 @@ import re
 import threading
 from urllib.parse import urlencode
 
+import duckdb
+
 from r1data import query
 from r1data.errors import InputError
 from r1data.serve_index import SORTS, StoreIndex, rows
@@ -352,18 +354,55 @@ def limited(sql: str, n: int) -> str:
     return f"SELECT * FROM (\n{sql.strip().rstrip(';')}\n) LIMIT {int(n)}"
 
 
-def plots_page(ix: StoreIndex) -> str:
-    """`r1data report`'s plots of the store as it is now; drawn again only when a run's
-    shards or the prompts changed (they scan every sample through the views)."""
-    from r1data import report
+class Plots:
+    """`r1data report`'s plots of the store, drawn in a background thread and kept until a
+    run's shards or the prompts change: they scan every sample through the views (minutes on
+    a 1M-sample store of 2,000 shards), so a page waits a little, then says to come back."""
 
-    key = tuple(ix.state(run) for run in ix.store.runs())
-    with ix.lock:
-        if ix.plots.get("key") != key:
-            ix.plots.update(key=key, html="".join(f(ix.store) for f in (
+    def __init__(self, ix: StoreIndex, wait: float = 20.0):
+        self.ix, self.wait = ix, wait
+        self.key: tuple | None = None
+        self.html = ""
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def state(self) -> tuple:
+        return tuple((run, self.ix.state(run)) for run in self.ix.store.runs())
+
+    def _draw(self, key: tuple) -> None:
+        from r1data import report
+
+        try:
+            html_ = "".join(f(self.ix.store) for f in (
                 report.funnel_section, report.pass_rate_section, report.lengths_section,
-                report.language_section)))
-        return layout("Plots", ix.plots["html"])
+                report.language_section))
+        except (InputError, duckdb.Error) as e:
+            html_ = f'<p class="error">{esc(e)}</p>'
+        with self._lock:
+            self.key, self.html = key, html_
+
+    def start(self) -> threading.Thread:
+        key = self.state()
+        with self._lock:
+            if self.key != key and not (self._thread and self._thread.is_alive()):
+                self._thread = threading.Thread(target=self._draw, args=(key,), daemon=True,
+                                                name="r1data-serve-plots")
+                self._thread.start()
+            return self._thread
+
+    def page(self) -> str:
+        key = self.state()
+        thread = self.start()
+        if thread is not None:
+            thread.join(self.wait)
+        with self._lock:
+            if self.key == key:
+                return layout("Plots", self.html)
+        return ('<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" '
+                'content="10"><title>Plots · r1data</title><link rel="stylesheet" '
+                'href="/app.css"></head><body><main><h1>Plots</h1><p class="muted" '
+                'id="drawing">drawing the plots over every sample; this page reloads itself'
+                '</p></main></body></html>')
 
 
 def compare_page(ix: StoreIndex, p: dict) -> str:
@@ -423,6 +462,7 @@ def make_app(store: Store, *, warm: bool = False):
 
     app = FastAPI(title="r1data", docs_url=None, redoc_url=None, openapi_url=None)
     ix = StoreIndex(store)
+    plots = Plots(ix)
     if warm:
         threading.Thread(target=lambda: [ix.cursor(r) for r in store.runs()], daemon=True,
                          name="r1data-serve-index").start()
@@ -451,7 +491,7 @@ def make_app(store: Store, *, warm: bool = False):
     app.get("/prompt")(page(lambda p: prompt_detail(ix, p)))
     app.get("/compare")(page(lambda p: compare_page(ix, p)))
     app.get("/sql")(page(lambda p: sql_page(store, p.get("q", ""))))
-    app.get("/plots")(page(lambda p: plots_page(ix)))
+    app.get("/plots")(page(lambda p: plots.page()))
 
     @app.get("/sql.csv")
     def sql_csv(q: str = ""):

@@ -87,8 +87,6 @@ class StoreIndex:
         self.db.execute(_SCHEMA)
         self._built: dict[str, tuple] = {}
         self._lock = threading.Lock()
-        self.lock = threading.Lock()  # for pages that cache what they draw (plots)
-        self.plots: dict = {}
 
     def state(self, run: str) -> tuple:
         """The modification times of the run's folders and of prompts/: a shard written

@@ -191,6 +191,17 @@ def test_plots_are_the_reports(client):
         assert f'data-plot="{section}"><svg' in body
 
 
+def test_plots_page_says_to_come_back_while_drawing(built):
+    from r1data.serve import Plots
+    from r1data.serve_index import StoreIndex
+
+    plots = Plots(StoreIndex(built), wait=0)
+    first = plots.page()
+    assert 'id="drawing"' in first and "<svg" not in first
+    plots.start().join(120)
+    assert plots.page().count("<svg") >= 4
+
+
 def test_compare_report_matches_the_plan(built):
     from r1data.serve import with_params
 
