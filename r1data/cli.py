@@ -198,7 +198,7 @@ def query(
     store: StoreOpt,
     sql: Annotated[str | None, typer.Argument(help="SQL over the views prompts, samples, "
                                               "verdicts, curated, prompt_stats.")] = None,
-    report: Annotated[str | None, typer.Option(help="A canned report: funnel, pass_rate, "
+    report: Annotated[str | None, typer.Option(help="A canned report: funnel, pass_rate, compare, "
                                                "pass_at_k, difficulty, lengths.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write to .csv, .json or .parquet.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="csv, json or parquet (default: "
