@@ -215,13 +215,20 @@ def _per_text(items: list, owner: np.ndarray, n: int) -> list[list]:
 @functools.cache
 def _not_letters() -> str:
     """RE2 pattern of a run of what _WORD's letters are not, as explicit code point ranges read
-    from Python's own tables, so Arrow cuts words exactly where Python's `[^\\W\\d_]` does."""
-    chars = "".join(map(chr, [*range(0xD800), *range(0xE000, 0x110000)]))
-    ranges = []
-    for m in re.finditer(r"[^\W\d_]+", chars):
-        a, b = ord(chars[m.start()]), ord(chars[m.end() - 1])
-        ranges.append(f"\\x{{{a:x}}}" + (f"-\\x{{{b:x}}}" if b > a else ""))
-    return "[^" + "".join(ranges) + "]+"
+    from Python's own tables, so Arrow cuts words exactly where Python's `[^\\W\\d_]` does.
+    Read 64k code points at a time (the whole range at once would cost ~50 MB)."""
+    ranges: list[list[int]] = []
+    for block in range(0, 0x110000, 0x10000):
+        chars = "".join(chr(c) for c in range(block, block + 0x10000)
+                        if not 0xD800 <= c < 0xE000)
+        for m in re.finditer(r"[^\W\d_]+", chars):
+            a, b = ord(chars[m.start()]), ord(chars[m.end() - 1])
+            if ranges and ranges[-1][1] == a - 1:
+                ranges[-1][1] = b
+            else:
+                ranges.append([a, b])
+    return "[^" + "".join(f"\\x{{{a:x}}}" + (f"-\\x{{{b:x}}}" if b > a else "")
+                          for a, b in ranges) + "]+"
 
 
 def _greedy_chunks(counts: list[int], owner: list[int]) -> list[int]:

@@ -212,6 +212,17 @@ def filter_shard(store_root: str, shard: str, target: str, cfg: dict,
 MIN_ROWS_PER_PROCESS = 4096  # a worker costs ~0.4 s of CPU to start (Python, pyarrow, the
 # pandas pyarrow imports, fastText): by default a run gets no more processes than it has
 # 4096-row lots, so a small run stays in this process
+MIN_BYTES_PER_PROCESS = 2 << 20  # or lots of 2 MiB of completion text: the same work in
+# long R1 traces (4096 x ~500 characters), where 4096 rows are 100 MB and minutes of work
+
+
+def _text_bytes(meta) -> int:
+    """Uncompressed bytes of a sample shard's completion column, from its Parquet footer."""
+    return sum(rg.column(c).total_uncompressed_size
+               for rg in (meta.row_group(g) for g in range(meta.num_row_groups))
+               for c in range(rg.num_columns) if rg.column(c).path_in_schema == "completion")
+
+
 SLICES_PER_WORKER = 4  # with fewer shards than this per process, shards are cut into slices
 MIN_SLICE_ROWS = 1024  # below this, start-up per job outweighs the better balance
 
@@ -332,7 +343,8 @@ def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
     store.write_manifest("filter", run, manifest)
     vdir = store.table_dir("verdicts", run)
     counts: Counter[str] = Counter()
-    sizes = {s: pq.ParquetFile(s).metadata.num_rows for s in shards}
+    metas = {s: pq.ParquetFile(s).metadata for s in shards}
+    sizes = {s: m.num_rows for s, m in metas.items()}
     bar = _progress_bar(sum(sizes.values()), f"filter {run}", progress)
     todo = []
     for shard in shards:
@@ -345,7 +357,9 @@ def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
         else:
             todo.append((shard, target))
     total = sum(sizes[s] for s, _ in todo)
-    procs = cfg.workers or min(os.cpu_count() or 1, max(1, total // MIN_ROWS_PER_PROCESS))
+    lots = max(total // MIN_ROWS_PER_PROCESS,
+               sum(_text_bytes(metas[s]) for s, _ in todo) // MIN_BYTES_PER_PROCESS)
+    procs = cfg.workers or min(os.cpu_count() or 1, max(1, lots))
     jobs: list[list] = []
     owner: dict[int, Path] = {}  # job index of a slice -> the verdict shard it is part of
     parts: dict[Path, list[Path]] = {}

@@ -215,8 +215,8 @@ from r1data.filtering import FilterConfig, filter_shard
 from dataclasses import asdict
 root, out, jobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 peaks = []
-for shard, batch_rows in jobs:
-    cfg = asdict(FilterConfig(batch_rows=batch_rows, workers=1))
+for shard, batch_rows, batch_chars in jobs:
+    cfg = asdict(FilterConfig(batch_rows=batch_rows, batch_chars=batch_chars, workers=1))
     filter_shard(root, shard, out + "/" + str(len(peaks)) + ".parquet", cfg)
     peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 print(json.dumps(peaks))
@@ -241,10 +241,26 @@ def test_memory_is_bounded_by_the_row_batch_not_the_shard(store, tmp_path):
     small, big = store.shards("samples", "small")[0], store.shards("samples", "big")[0]
     for path in (small, big):  # streamable shards: row groups of 16, text not in a dictionary
         pq.write_table(pq.read_table(path), path, row_group_size=16, use_dictionary=False)
-    jobs = [[str(small), 8], [str(big), 8], [str(big), 128]]
+    jobs = [[str(small), 8, 10**9], [str(big), 8, 10**9], [str(big), 128, 10**9]]
     got = subprocess.run([sys.executable, "-c", _PEAKS, str(store.root), str(tmp_path),
                           json.dumps(jobs)], capture_output=True, text=True, check=True)
     after_small, after_big, whole = json.loads(got.stdout)
     extra_text = (128 - 16) * chars
     assert after_big - after_small < extra_text / 10, (after_small, after_big, whole)
     assert whole - after_big > extra_text, (after_small, after_big, whole)
+
+
+def test_processes_follow_the_text_size_not_only_the_rows(store, monkeypatch):
+    """48 long traces (4.8 MB of text) get two processes; the same rows short get one (a
+    worker's start-up would outweigh their work)."""
+    import r1data.filtering as F
+
+    seen = []
+    monkeypatch.setattr(F, "_run_jobs", lambda jobs, workers: seen.append(workers) or iter([]))
+    monkeypatch.setattr(F.os, "cpu_count", lambda: 2)
+    ids = prompts(store)
+    add_samples(store, "long", long_items(ids["math"], 48, 100_000), shard_size=24)
+    add_samples(store, "short", long_items(ids["math"], 48, 300), shard_size=24)
+    filter_run(store, "long", progress=False)
+    filter_run(store, "short", progress=False)
+    assert seen == [2, 1]
