@@ -43,7 +43,12 @@ def _transient(task, task_run, state) -> bool:
 
 
 RETRIES = dict(retries=2, retry_delay_seconds=5, retry_condition_fn=_transient)
-_DONE: dict[Callable, Callable[..., bool]] = {}  # task function -> are its outputs on disk
+# task function (by qualified name: a served flow runs unpickled copies) -> are its outputs on disk
+_DONE: dict[str, Callable[..., bool]] = {}
+
+
+def _qualname(fn) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
 
 
 def stage(name: str, reads: Callable[..., list], done: Callable[..., bool]):
@@ -57,7 +62,7 @@ def stage(name: str, reads: Callable[..., list], done: Callable[..., bool]):
         return stage_key(name, stage_config(name, cfg), cfg.store, reads(**parameters))
 
     def wrap(fn):
-        _DONE[fn] = done
+        _DONE[_qualname(fn)] = done
         return task(fn, name=name, cache_key_fn=key, persist_result=True, **RETRIES)
     return wrap
 
@@ -65,7 +70,7 @@ def stage(name: str, reads: Callable[..., list], done: Callable[..., bool]):
 def run_stage(t, cfg: PipelineConfig, *args):
     """Run a stage on the flow's task runner and wait for its result; a cached result whose
     outputs were deleted is recomputed, not trusted."""
-    fresh = t.with_options(refresh_cache=not _DONE[t.fn](cfg, *args))
+    fresh = t.with_options(refresh_cache=not _DONE[_qualname(t.fn)](cfg, *args))
     return fresh.submit(cfg, *args).result()
 
 
