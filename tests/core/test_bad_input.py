@@ -135,6 +135,7 @@ def test_where_injection_is_refused_via_the_cli(monkeypatch, capsys, st):
     part = st.shards("prompts")[0]
     refused(monkeypatch, capsys, st.root, "generate", "--store", st.root, "--run", "g",
             "--engine", "openai", "--base-url", "http://127.0.0.1:9/v1",
+            "--model", "served-name",  # not a catalogue name: no prepared folder needed
             "--where", f"1=1); COPY (SELECT 1) TO '{part}'; --",
             names=("--where", "not one SQL expression"))
 
