@@ -52,9 +52,7 @@ def configure_vllm_env(*, local_model: bool) -> dict[str, str]:
     # A private temp dir for RPC sockets and the vllm_dist_* files vLLM leaves in $TMPDIR; the
     # engine removes it on close, and the next start removes those of killed processes (the
     # owner's pid is in the name). A TMPDIR the user chose is respected.
-    (root / "tmp").mkdir(exist_ok=True)
-    sweep_stale_tmp(root / "tmp")
-    private = tempfile.mkdtemp(prefix=f"vllm-{os.getpid()}-", dir=root / "tmp")
+    private = tempfile.mkdtemp(prefix=f"vllm-{os.getpid()}-", dir=private_tmp_root())
     env["VLLM_RPC_BASE_PATH"] = private
     env["TMPDIR"] = private
     if local_model:
@@ -72,6 +70,23 @@ def configure_vllm_env(*, local_model: bool) -> dict[str, str]:
             os.environ[k] = v
             applied[k] = v
     return applied
+
+
+# vLLM puts ZeroMQ ipc sockets (a uuid name) in VLLM_RPC_BASE_PATH; a unix socket path has at
+# most 107 bytes, so a cache dir deep inside a checkout or a pytest tmp dir would break start-up.
+_SOCKET_PATH_MAX = 107
+_SOCKET_NAME = 36 + 16  # a uuid, the mkdtemp suffix and separators
+
+
+def private_tmp_root() -> Path:
+    """The folder private temp dirs go in: the cache dir's tmp/, or /tmp/r1data-<uid> when
+    the cache dir is too deep for a socket path. Stale dirs of dead owners are swept first."""
+    root = cache_dir() / "tmp"
+    if len(str(root)) + len(f"/vllm-{os.getpid()}-") + _SOCKET_NAME > _SOCKET_PATH_MAX:
+        root = Path(tempfile.gettempdir()) / f"r1data-{os.getuid()}"
+    root.mkdir(parents=True, exist_ok=True)
+    sweep_stale_tmp(root)
+    return root
 
 
 def pid_alive(pid: int) -> bool:

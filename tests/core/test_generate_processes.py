@@ -2,15 +2,18 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
-from r1data.engines import cache_dir, sweep_stale_tmp
+from r1data.engines import private_tmp_root, sweep_stale_tmp
 from r1data.prompts import ingest_synth
 
 pytestmark = pytest.mark.slow
@@ -63,7 +66,8 @@ def test_sigkilled_generate_leaves_no_process_and_its_temp_dir_is_swept(store, t
         time.sleep(0.05)
     family = psutil.Process(proc.pid).children(recursive=True)
     assert any("EngineCore" in " ".join(c.cmdline()) + c.name() for c in family), family
-    private = list((cache_dir() / "tmp").glob(f"vllm-{proc.pid}-*"))
+    root = private_tmp_root()  # the cache dir's tmp/, or a short one for ipc socket paths
+    private = list(root.glob(f"vllm-{proc.pid}-*"))
     assert private, "the engine's private temp dir is named for its owner"
 
     os.kill(proc.pid, signal.SIGKILL)  # the CLI alone, as the OOM killer or a user would
@@ -73,11 +77,27 @@ def test_sigkilled_generate_leaves_no_process_and_its_temp_dir_is_swept(store, t
         time.sleep(0.2)
     assert not alive, [(p.pid, p.name()) for p in alive]
 
-    mine = (cache_dir() / "tmp") / f"vllm-{os.getpid()}-live"
+    mine = root / f"vllm-{os.getpid()}-live"
     mine.mkdir(parents=True, exist_ok=True)
     try:
-        swept = sweep_stale_tmp(cache_dir() / "tmp")  # what the next engine start runs first
+        swept = sweep_stale_tmp(root)  # what the next engine start runs first
         assert set(private) <= set(swept) and not any(p.exists() for p in private)
         assert mine.exists(), "a live owner's dir is kept"
     finally:
         mine.rmdir()
+
+
+def test_a_deep_cache_dir_gets_a_short_private_tmp(monkeypatch, tmp_path):
+    """vLLM's ipc sockets live in the private temp dir; a unix socket path holds 107 bytes, so
+    a cache dir deep in a pytest tmp dir (the flows tests) must not break the engine's start."""
+    deep = tmp_path / ("d" * 60) / ".cache" / "r1data"
+    monkeypatch.setenv("R1DATA_CACHE_DIR", str(deep))
+    root = private_tmp_root()
+    assert not str(root).startswith(str(deep))
+    assert len(str(root)) + len(f"/vllm-{os.getpid()}-abcdefgh/") + 36 <= 107
+    short = Path(tempfile.mkdtemp(prefix="c", dir="/tmp"))  # a shallow one stays in the cache
+    try:
+        monkeypatch.setenv("R1DATA_CACHE_DIR", str(short))
+        assert private_tmp_root() == short / "tmp"
+    finally:
+        shutil.rmtree(short)
