@@ -33,12 +33,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from r1data.errors import ConfigError
+from r1data.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     import torch
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
+FINISH_REASON = "finish_reason"  # the rollout's column for the rewards (see score)
 
 
 # --- the maths -----------------------------------------------------------------------------------
@@ -156,6 +157,16 @@ class GRPOConfig(BaseModel):
 
 
 # --- log-probs -----------------------------------------------------------------------------------
+def position_ids(attn: torch.Tensor) -> torch.Tensor:
+    """Positions of left-padded rows: the cumulative attention mask minus 1, pads clamped to 0,
+    so every row's first real token is at 0. The sampler and the loss forwards (policy, rollout
+    policy, reference) all take their positions from here, so a completion is scored at the
+    positions it was sampled at; the default arange would shift each padded row by its padding,
+    which changes the log-probs of models with absolute position embeddings (RoPE alone is
+    shift-invariant up to rounding, bf16 on long offsets less so)."""
+    return (attn.long().cumsum(1) - 1).clamp(min=0)
+
+
 def token_logps(model, ids, attn, n_prompt: int, temperature: float, *, base=None):
     """Per-token log-probs and entropies of the completion part of ids, (B, T_completion) each.
     The lm_head runs only where completion tokens are predicted, a chunk of positions at a time
@@ -165,7 +176,8 @@ def token_logps(model, ids, attn, n_prompt: int, temperature: float, *, base=Non
 
     base = base if base is not None else getattr(model, "module", model)
     keep = ids.size(1) - n_prompt + 1
-    h, head = hidden_states(model, base, input_ids=ids, attention_mask=attn, logits_to_keep=keep)
+    h, head = hidden_states(model, base, input_ids=ids, attention_mask=attn,
+                            position_ids=position_ids(attn), logits_to_keep=keep)
     return head_logps(head, h[:, :-1], ids[:, n_prompt:], temperature)
 
 
@@ -197,18 +209,21 @@ def pick_prompts(seed: int, step: int, n_prompts: int, n_rows: int) -> list[int]
 
 
 def sample_hf(model, p_ids, p_att, gens: list, *, n: int, max_new: int, temperature: float,
-              top_p: float, eos_id: int, pad_id: int, lockstep: bool = False):
+              top_p: float, eos_id: int, pad_id: int, lockstep: bool = False,
+              with_logps: bool = False):
     """n samples for each prompt row (one generator per row) with a KV cache; (rows * n, T)
     tokens, prompt-major, pad after EOS. Each prompt is prefilled once, then its cache is
     repeated n times (prompts are ~30% of the tokens forwarded in a rollout).
 
     Sampling is the exponential race argmax(p / E), E ~ Exp(1), drawn per prompt from its own
-    generator. lockstep: stop only when every process is done (FSDP forwards are collective)."""
+    generator. lockstep: stop only when every process is done (FSDP forwards are collective).
+    with_logps: also the tempered log-prob (before top_p) of each sampled token, (rows * n, T):
+    what the loss forward must reproduce (tests/trainers/test_grpo_positions.py)."""
     import torch
 
     from r1data.trainers.dist import any_rank
 
-    pos = (p_att.cumsum(1) - 1).clamp(min=0)
+    pos = position_ids(p_att)
     out = model(input_ids=p_ids, attention_mask=p_att, position_ids=pos, use_cache=True,
                 logits_to_keep=1)
     cache = out.past_key_values
@@ -216,9 +231,10 @@ def sample_hf(model, p_ids, p_att, gens: list, *, n: int, max_new: int, temperat
     logits = out.logits[:, -1].repeat_interleave(n, 0)
     attn, pos = p_att.repeat_interleave(n, 0), pos[:, -1:].repeat_interleave(n, 0)
     done = torch.zeros(attn.size(0), dtype=torch.bool, device=attn.device)
-    tokens = []
+    tokens, logps = [], []
     for _ in range(max_new):
         probs = torch.softmax(logits.float() / temperature, dim=-1)
+        full = torch.log_softmax(logits.float() / temperature, dim=-1) if with_logps else None
         if top_p < 1.0:  # nucleus: drop the tail beyond top_p (the top token always stays)
             sp, si = probs.sort(-1, descending=True)
             sp[(sp.cumsum(-1) - sp) > top_p] = 0.0
@@ -228,6 +244,8 @@ def sample_hf(model, p_ids, p_att, gens: list, *, n: int, max_new: int, temperat
                           ).argmax(-1) for i, g in enumerate(gens)])
         nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
         tokens.append(nxt)
+        if with_logps:
+            logps.append(full.gather(-1, nxt[:, None]).squeeze(-1))
         done |= nxt == eos_id
         if not (any_rank(not done.all()) if lockstep else not done.all()):
             break
@@ -235,7 +253,20 @@ def sample_hf(model, p_ids, p_att, gens: list, *, n: int, max_new: int, temperat
         pos = pos + 1
         logits = model(input_ids=nxt[:, None], attention_mask=attn, position_ids=pos,
                        past_key_values=cache, use_cache=True).logits[:, -1]
-    return torch.stack(tokens, 1)
+    return (torch.stack(tokens, 1), torch.stack(logps, 1)) if with_logps \
+        else torch.stack(tokens, 1)
+
+
+def completion_mask(comp: torch.Tensor, eos_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss mask of sampled completions (B, T), tokens through the first EOS, and which
+    completions have no EOS (B,): they hit max_completion_length, finish_reason "length"."""
+    import torch
+
+    is_eos = comp == eos_id
+    first_eos = torch.where(is_eos.any(1), is_eos.float().argmax(1),
+                            torch.full((comp.size(0),), comp.size(1), device=comp.device))
+    mask = (torch.arange(comp.size(1), device=comp.device)[None] <= first_eos[:, None]).long()
+    return mask, ~is_eos.any(1)
 
 
 @dataclass
@@ -245,7 +276,7 @@ class Rollouts:
     ids: torch.Tensor  # (B, P + T) left-padded prompt, then the completion
     attn: torch.Tensor  # (B, P + T) real prompt tokens and completion tokens through EOS
     mask: torch.Tensor  # (B, T) completion tokens in the loss (through EOS)
-    truncated: torch.Tensor  # (B,) no EOS within max_completion_length
+    truncated: torch.Tensor  # (B,) no EOS within max_completion_length (vLLM: finish "length")
     n_prompt: int  # P
     texts: list[str]  # decoded completions, for the rewards
     rows: list[dict]  # the dataset rows of this process's prompts, one per prompt
@@ -273,15 +304,17 @@ def rollout(cfg: GRPOConfig, run, tok, ds, base, engine, step: int, mine: list[i
     if engine is not None:
         engine.load(full_state_dict(base, everywhere=True).items())  # gathered if FSDP
         prompts = [ids[att.bool()].tolist() for ids, att in zip(p_ids, p_att, strict=True)]
-        seqs = engine.sample(prompts, n=G,
-                             seeds=[prompt_seed(cfg.seed, step, k) for k in mine],
-                             max_new=cfg.max_completion_length, temperature=cfg.temperature,
-                             top_p=cfg.top_p)
+        outs = engine.sample_outputs(prompts, n=G,
+                                     seeds=[prompt_seed(cfg.seed, step, k) for k in mine],
+                                     max_new=cfg.max_completion_length,
+                                     temperature=cfg.temperature, top_p=cfg.top_p)
         engine.sleep()  # GPU: the engine's memory goes back to the update
-        comp = torch.full((len(seqs), max(map(len, seqs))), tok.pad_token_id)
-        for i, s in enumerate(seqs):
-            comp[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-        comp = comp.to(dev)
+        comp = torch.full((len(outs), max(len(s) for s, _ in outs)), tok.pad_token_id)
+        mask = torch.zeros_like(comp)
+        for i, (s, _) in enumerate(outs):  # vLLM's ids end with EOS or a stop token, if any
+            comp[i, :len(s)], mask[i, :len(s)] = torch.tensor(s, dtype=torch.long), 1
+        comp, mask = comp.to(dev), mask.to(dev)
+        truncated = torch.tensor([why == "length" for _, why in outs], device=dev)
     else:
         was_training = base.training
         base.eval()
@@ -292,15 +325,12 @@ def rollout(cfg: GRPOConfig, run, tok, ds, base, engine, step: int, mine: list[i
                              eos_id=tok.eos_token_id, pad_id=tok.pad_token_id,
                              lockstep=cfg.fsdp and run.world > 1)
         base.train(was_training)
-    is_eos = comp == tok.eos_token_id
-    first_eos = torch.where(is_eos.any(1), is_eos.float().argmax(1),
-                            torch.full((comp.size(0),), comp.size(1), device=dev))
-    mask = (torch.arange(comp.size(1), device=dev)[None] <= first_eos[:, None]).long()
+        mask, truncated = completion_mask(comp, tok.eos_token_id)
     completions = tok.batch_decode((comp * mask + tok.pad_token_id * (1 - mask)).cpu(),
                                    skip_special_tokens=True)
     p_ids, p_att = p_ids.repeat_interleave(G, 0), p_att.repeat_interleave(G, 0)
     return Rollouts(ids=torch.cat([p_ids, comp], 1), attn=torch.cat([p_att, mask], 1),
-                    mask=mask, truncated=~is_eos.any(1), n_prompt=p_ids.size(1),
+                    mask=mask, truncated=truncated, n_prompt=p_ids.size(1),
                     texts=completions, rows=[ds[picks[k]] for k in mine],
                     seconds=time.perf_counter() - t0)
 
@@ -308,7 +338,12 @@ def rollout(cfg: GRPOConfig, run, tok, ds, base, engine, step: int, mine: list[i
 # --- rewards and advantages ------------------------------------------------------------------
 def score(cfg: GRPOConfig, reward_fns: dict, ro: Rollouts):
     """The weighted reward of every completion of the step (all processes, rank order), and
-    each function's rewards; NaN where no function could score a completion."""
+    each function's rewards; NaN where no function could score a completion.
+
+    The rewards get the dataset's columns (but the prompt) and `finish_reason`: "length" for a
+    rollout that hit max_completion_length (no EOS; vLLM's own finish reason), else "stop", so
+    the format reward rejects a truncated rollout as curation rejects a truncated sample. A
+    dataset column of that name is refused up front (train_grpo) rather than overridden."""
     import torch
 
     from r1data.trainers.dist import gather
@@ -316,6 +351,7 @@ def score(cfg: GRPOConfig, reward_fns: dict, ro: Rollouts):
     G = cfg.num_generations
     columns = [c for c in (ro.rows[0] if ro.rows else {}) if c != "prompt"]
     kwargs = {c: [r[c] for r in ro.rows for _ in range(G)] for c in columns}
+    kwargs[FINISH_REASON] = ["length" if t else "stop" for t in ro.truncated.tolist()]
     per_fn = {}
     for name, fn in reward_fns.items():
         vals = fn(ro.texts, **kwargs)
@@ -501,6 +537,9 @@ def train_grpo(cfg: GRPOConfig, *, progress: bool = True) -> dict:
 
     # --- inputs, checked before any compute -----------------------------------------------------
     ds = load_split(cfg.data, "train", GRPO_COLUMNS)
+    if FINISH_REASON in ds.column_names:  # the rollout's own: neither may silently override
+        raise InputError(f"column {FINISH_REASON!r} is set by the rollouts for the rewards "
+                         "(length/stop); rename or drop it", path=cfg.data, field=FINISH_REASON)
     check_model_dir(cfg.model)
     reward_fns = {name: get_reward(name) for name in cfg.rewards}
     if cfg.rollout == "vllm":

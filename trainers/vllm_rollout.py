@@ -93,17 +93,24 @@ class VllmRollout:
         self.llm.apply_model(_relink_tied_lm_head)
         self.llm.reset_prefix_cache()
 
-    def sample(self, prompt_ids: list[list[int]], *, n: int, seeds: list[int], max_new: int,
-               temperature: float, top_p: float) -> list[list[int]]:
-        """n completions per prompt (token ids, with EOS when one was sampled), prompt-major.
-        One seed per prompt: a prompt's samples do not depend on the batch it is in."""
+    def sample_outputs(self, prompt_ids: list[list[int]], *, n: int, seeds: list[int],
+                       max_new: int, temperature: float, top_p: float
+                       ) -> list[tuple[list[int], str]]:
+        """n completions per prompt, prompt-major: (token ids, with EOS when one was sampled;
+        vLLM's finish_reason, "length" when max_new was hit, else "stop"). One seed per prompt:
+        a prompt's samples do not depend on the batch it is in."""
         from vllm import SamplingParams
 
         params = [SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new,
                                  seed=s) for s in seeds]
         outs = self.llm.generate([{"prompt_token_ids": p} for p in prompt_ids], params,
                                  use_tqdm=False)
-        return [list(o.token_ids) for out in outs for o in out.outputs]
+        return [(list(o.token_ids), o.finish_reason or "stop")
+                for out in outs for o in out.outputs]
+
+    def sample(self, prompt_ids: list[list[int]], **kw) -> list[list[int]]:
+        """The token ids of sample_outputs."""
+        return [ids for ids, _ in self.sample_outputs(prompt_ids, **kw)]
 
     def close(self) -> None:
         self.engine.close()
