@@ -27,7 +27,7 @@ PROMPTS = ["Hi", "Please reason step by step, and put your final answer within \
 def gpt2(tok):
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=len(tok), n_embd=64, n_layer=2, n_head=2, n_positions=256,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,  # the update runs in train mode
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,  # update: train mode
                      bos_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                      pad_token_id=tok.pad_token_id)
     return GPT2LMHeadModel(cfg)

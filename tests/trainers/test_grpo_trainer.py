@@ -73,3 +73,44 @@ def test_resume_continues_the_same_run(tiny_model, grpo_data, tmp_path):
         assert a.keys() == b.keys()
         assert same(a) == pytest.approx(same(b), abs=1e-6)
     assert any(r["loss"] != 0.0 for r in whole)
+
+
+def test_format_reward_sees_the_rollouts_truncation(tiny_model, grpo_data, tmp_path):
+    # every rollout of 2 tokens hits the limit; the real format reward must then reject even a
+    # completion it passes when finished, as curation rejects finish_reason "length"
+    from r1data.filters.rewards import get_reward
+    from r1data.trainers.common import Setup
+    from r1data.trainers.data import load_split, load_tokenizer
+    from r1data.trainers.grpo import rollout, score
+
+    torch.set_num_threads(1)
+    cfg = GRPOConfig(data=str(grpo_data), model=str(tiny_model), out=str(tmp_path / "o"),
+                     rewards={"format": 1.0}, num_generations=2, prompts_per_step=2,
+                     max_completion_length=2)
+    run = Setup(cfg)
+    tok = load_tokenizer(cfg.model)
+    tok.padding_side = "left"
+    ro = rollout(cfg, run, tok, load_split(cfg.data, "train", {"prompt"}),
+                 run.load_model(cfg.model), None, 0, [0, 1])
+    assert ro.truncated.all()
+    good = "<think>\nWe compute 2 + 3 = 5.\n</think>\nThe answer is \\boxed{5}."
+    ro.texts = [good] * len(ro.texts)
+    fns = {"format": get_reward("format")}
+    _, cut = score(cfg, fns, ro)
+    ro.truncated = torch.zeros_like(ro.truncated)
+    _, done = score(cfg, fns, ro)
+    assert cut["format"].tolist() == [0.0] * 4 and done["format"].tolist() == [1.0] * 4
+
+
+def test_a_dataset_finish_reason_column_is_refused(tiny_model, tmp_path):
+    from r1data.errors import InputError
+
+    path = tmp_path / "d"
+    rows = [{"prompt": [{"role": "user", "content": "1 + 1?"}], "answer": "2",
+             "finish_reason": "stop"}]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(path))
+    with pytest.raises(InputError, match="finish_reason"):
+        train_grpo(GRPOConfig(data=str(path), model=str(tiny_model), out=str(tmp_path / "o"),
+                              num_generations=2, prompts_per_step=1, max_steps=1),
+                   progress=False)
+    assert not (tmp_path / "o").exists()  # refused before anything was written
