@@ -36,7 +36,7 @@ class FilterConfig:
     timeout: float = 5.0  # seconds per symbolic or code check
     workers: int | None = None  # processes for math checks (default: all cores)
     batch_rows: int = 4096  # samples filtered at a time per process: bounds memory
-    batch_chars: int = 4_000_000  # and their characters (~150 R1 traces of 26k): bounds it
+    batch_chars: int = 1_000_000  # and their characters (~40 R1 traces of 26k): bounds it
     judge: dict | None = None  # the judge check's JudgeConfig fields (model, engine, ...)
 
     def __post_init__(self):
