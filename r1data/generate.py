@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from r1data.adaptive import STOPS, AdaptiveConfig, Verifier
 from r1data.chat import chat_messages, split_think
 from r1data.config import GenerateConfig
 from r1data.errors import InputError, StoreError
@@ -206,7 +207,7 @@ class Claims:
 
 
 def sample_rows(run: str, p: dict, missing: list[int], comps: list, cfg: GenerateConfig,
-                now: dt.datetime) -> list[dict]:
+                now: dt.datetime, round_no: int | None = None) -> list[dict]:
     if len(comps) != len(missing):
         raise StoreError(f"engine returned {len(comps)} samples for prompt "
                          f"{p['prompt_id']}, expected {len(missing)}")
@@ -220,21 +221,21 @@ def sample_rows(run: str, p: dict, missing: list[int], comps: list, cfg: Generat
             "model": cfg.model, "engine": cfg.engine,
             "temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens,
             "seed": cfg.seed if cfg.engine == "vllm" else None, "created_at": now,
+            "round": round_no,
         })
     return rows
 
 
 def generate(store: Store, cfg: GenerateConfig, run: str, *, where: str | None = None,
              sources: list[str] | None = None, limit: int | None = None, engine=None,
-             progress: bool = True) -> GenerateReport:
+             progress: bool = True, adaptive: AdaptiveConfig | None = None) -> GenerateReport:
     """Generate what the run is missing; a rerun after a kill picks up at the first lost shard.
 
     Prompts stream through the engine (its batch stays full across shards) and each shard is
     written, atomically, once all its prompts are complete: a kill loses only shards in flight.
-    Concurrent writers of one run take different prompts (`Claims`).
+    Concurrent writers of one run take different prompts (`Claims`). With `adaptive`, prompts
+    are sampled in rounds and stop once their fate in selection is decided (r1data.adaptive).
     """
-    from tqdm import tqdm
-
     from r1data.engines import check_model, make_engine
 
     check_name("run", run)
@@ -243,23 +244,107 @@ def generate(store: Store, cfg: GenerateConfig, run: str, *, where: str | None =
     if not prompts:
         raise InputError("no prompts match (add some with `r1data prompts add` or "
                          "`r1data prompts synth`)", path=str(store.root))
-    check_resumable(store.read_manifest("generate", run), cfg, run)
+    old = store.read_manifest("generate", run)
+    check_resumable(old, cfg, run)
+    check_adaptive(old, adaptive, run)
     todo = missing_samples(store, run, prompts, cfg.n)
     report = GenerateReport(run=run, prompts=len(prompts),
                             prompts_done_before=len(prompts) - len(todo))
     manifest = manifest_for(cfg, run, cfg.engine)
-    old = store.read_manifest("generate", run)
     if old:
         manifest["started_at"] = old.get("started_at", manifest["started_at"])
     manifest["status"] = "running"
     manifest["prompts"] = len(prompts)
+    if adaptive is not None:
+        manifest["adaptive"] = {"config": adaptive.model_dump(), "decisions": {}}
     store.write_manifest("generate", run, manifest)
     if not todo:
         manifest["status"] = "complete"
         store.write_manifest("generate", run, manifest)
         return report
 
-    claims = Claims(store, run, prompts, cfg.n)
+    own_engine = engine is None
+    start = time.perf_counter()
+    try:
+        engine = engine or make_engine(cfg)
+        start = time.perf_counter()
+        if adaptive is None:
+            others = sample_round(store, cfg, run, prompts, cfg.n, engine, report, manifest,
+                                  progress=progress)
+        else:
+            others = sample_adaptive(store, cfg, adaptive, run, prompts, engine, report,
+                                     manifest, progress=progress)
+    finally:
+        if own_engine and engine is not None:
+            engine.close()
+    report.seconds = time.perf_counter() - start
+    if not others:  # a writer still at work will finish the manifest
+        manifest.update(status="complete", finished_at=dt.datetime.now(dt.UTC).isoformat(),
+                        samples=store.read("samples", run, columns=["prompt_id"]).num_rows)
+        store.write_manifest("generate", run, manifest)
+    return report
+
+
+def check_adaptive(old: dict | None, adaptive: AdaptiveConfig | None, run: str) -> None:
+    """An adaptive run resumed as a full one (or with other rounds or band) would mix plans."""
+    if not old:
+        return
+    before = (old.get("adaptive") or {}).get("config")
+    now = adaptive.model_dump() if adaptive is not None else None
+    if before != now:
+        raise StoreError(f"run {run!r} was generated with adaptive={before!r}, not {now!r}: "
+                         "use a new --run name")
+
+
+def sample_adaptive(store: Store, cfg: GenerateConfig, adaptive: AdaptiveConfig, run: str,
+                    prompts: list[dict], engine, report: GenerateReport, manifest: dict, *,
+                    progress: bool) -> bool:
+    """Rounds of samples; after each, verify and stop the prompts whose fate is decided.
+
+    A rerun recounts what the store holds, so a prompt killed after round 2 is judged on its
+    16 samples and continues at index 16; the decisions go to the manifest.
+    """
+    from r1data.adaptive import decide
+
+    verifier = Verifier(store, run)
+    decisions: dict[str, dict] = manifest["adaptive"]["decisions"]
+    plan = adaptive.plan(cfg.n)
+    others = False
+    for r, total in enumerate(plan, start=1):
+        open_ = [p for p in prompts if p["prompt_id"] not in decisions]
+        stats = verifier.stats({p["prompt_id"] for p in open_}, adaptive.timeout)
+        for p in open_:
+            n, c, distinct = stats.get(p["prompt_id"], (0, 0, 0))
+            why = decide(c, n, distinct, adaptive, last=n >= cfg.n) if n else None
+            if why:
+                decisions[p["prompt_id"]] = {"stopped": why, "samples": n, "correct": c}
+        open_ = [p for p in open_ if p["prompt_id"] not in decisions]
+        store.write_manifest("generate", run, manifest)
+        if not open_:
+            break
+        others = sample_round(store, cfg, run, open_, total, engine, report, manifest,
+                              progress=progress, round_no=r)
+    stats = verifier.stats({p["prompt_id"] for p in prompts if p["prompt_id"] not in decisions},
+                           adaptive.timeout)
+    for pid, (n, c, distinct) in stats.items():
+        decisions[pid] = {"stopped": decide(c, n, distinct, adaptive, last=True),
+                          "samples": n, "correct": c}
+    counts = {s: 0 for s in STOPS}
+    for d in decisions.values():
+        counts[d["stopped"]] += 1
+    manifest["adaptive"]["stopped"] = counts
+    store.write_manifest("generate", run, manifest)
+    return others
+
+
+def sample_round(store: Store, cfg: GenerateConfig, run: str, prompts: list[dict], n: int,
+                 engine, report: GenerateReport, manifest: dict, *, progress: bool,
+                 round_no: int | None = None) -> bool:
+    """Sample the prompts up to n each (their missing indices below n); True if another
+    writer of the run is still at work."""
+    from tqdm import tqdm
+
+    claims = Claims(store, run, prompts, n)
     open_shards: dict[int, dict] = {}  # shard number -> its prompts and their completions
 
     def requests():
@@ -271,13 +356,12 @@ def generate(store: Store, cfg: GenerateConfig, run: str, *, where: str | None =
             for j, (p, missing) in enumerate(batch):
                 yield (sid, j), build_messages(p["problem"], p["domain"], cfg), len(missing)
 
-    own_engine = engine is None
+    todo = missing_samples(store, run, prompts, n)
     start = time.perf_counter()
-    bar = tqdm(total=sum(len(m) for _, m in todo), unit="sample", desc=f"generate {run}",
+    desc = f"generate {run}" + (f" round {round_no}" if round_no else "")
+    bar = tqdm(total=sum(len(m) for _, m in todo), unit="sample", desc=desc,
                disable=not progress)
     try:
-        engine = engine or make_engine(cfg)
-        start = time.perf_counter()
         for (sid, j), comps in engine.stream(requests(), cfg):
             shard = open_shards[sid]
             shard["outs"][j] = comps
@@ -289,7 +373,7 @@ def generate(store: Store, cfg: GenerateConfig, run: str, *, where: str | None =
                 continue
             now = dt.datetime.now(dt.UTC)
             rows = [r for (p, missing), outs in zip(shard["batch"], shard["outs"], strict=True)
-                    for r in sample_rows(run, p, missing, outs, cfg, now)]
+                    for r in sample_rows(run, p, missing, outs, cfg, now, round_no)]
             path = store.write_shard("samples", pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA),
                                      run, metadata={"r1data_generate": manifest["config"]})
             del open_shards[sid]
@@ -298,14 +382,7 @@ def generate(store: Store, cfg: GenerateConfig, run: str, *, where: str | None =
     finally:
         bar.close()
         claims.release()  # after the shards are written: others then see them done
-        if own_engine and engine is not None:
-            engine.close()
-    report.seconds = time.perf_counter() - start
-    if not claims.others_alive():  # a writer still at work will finish the manifest
-        manifest.update(status="complete", finished_at=dt.datetime.now(dt.UTC).isoformat(),
-                        samples=store.read("samples", run, columns=["prompt_id"]).num_rows)
-        store.write_manifest("generate", run, manifest)
-    return report
+    return claims.others_alive()
 
 
 def report_json(report: GenerateReport) -> str:

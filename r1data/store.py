@@ -54,6 +54,7 @@ SAMPLES_SCHEMA = pa.schema([
     ("max_tokens", pa.int32()),
     ("seed", pa.int64()),
     ("created_at", pa.timestamp("us", tz="UTC")),
+    ("round", pa.int16()),  # adaptive sampling's round (1, 2, ...); null: one full round
 ])
 
 VERDICTS_SCHEMA = pa.schema([

@@ -17,7 +17,7 @@ LAYERS = [
                 "r1data.evaluate", "r1data.prompts", "r1data.report", "r1data.coldstart",
                 "r1data.query", "r1data.engines", "r1data.models", "r1data.exam",
                 "r1data.harvest", "r1data.trainers", "r1data.judging",
-                "r1data.general"]),
+                "r1data.general", "r1data.adaptive"]),
     ("verifiers", ["r1data.filters"]),
     ("core", ["r1data.config", "r1data.store", "r1data.errors", "r1data.chat", "r1data.synth",
               "r1data.tinymodel", "r1data.sql", "r1data.neardup", "r1data.ifgen"]),

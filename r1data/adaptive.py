@@ -1,0 +1,123 @@
+"""Adaptive sampling: sample a prompt in rounds and stop once selection's verdict on it is known.
+
+R1 samples 64 per prompt, but a prompt that is always right (too easy) or never right (too
+hard) relative to selection's pass-rate band is decided after a few samples. After each round
+the samples are verified with the same batch verifier as `r1data filter` and the rewards
+(`correct_batch`), and a prompt stops when a confidence bound on its pass rate lies outside
+the band, or when it holds selection's K distinct correct samples and its rate is decided
+inside the band. Undecided prompts get the next block of sample indices (dense per prompt).
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+from pydantic import BaseModel, Field, model_validator
+
+from r1data.config import field_defaults
+from r1data.errors import ConfigError
+from r1data.selection import SelectConfig
+from r1data.store import Store
+
+STOPS = ("too_easy", "too_hard", "enough", "budget")
+_SELECT = field_defaults(SelectConfig)  # band and K are selection's, written once there
+
+
+class AdaptiveConfig(BaseModel):
+    """Rounds are cumulative sample counts per prompt; the last is capped at (and padded to)
+    GenerateConfig.n, so a prompt never decided ends with the full R1 budget."""
+
+    rounds: list[int] = Field(default_factory=lambda: [8, 16, 32, 64])
+    # One-sided confidence of each bound (Wilson score): a prompt stops as too easy when its
+    # pass rate's lower bound exceeds max_pass_rate, too hard when the upper is below min.
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    min_pass_rate: float = _SELECT["min_pass_rate"]
+    max_pass_rate: float = _SELECT["max_pass_rate"]
+    k: int = Field(_SELECT["k"], ge=1)
+    timeout: float = Field(5.0, gt=0)  # seconds per verification (as FilterConfig's)
+
+    @model_validator(mode="after")
+    def _check(self) -> AdaptiveConfig:
+        if not self.rounds or self.rounds != sorted(set(self.rounds)) or self.rounds[0] < 1:
+            raise ValueError("rounds must be increasing positive sample counts, e.g. 8,16,32,64")
+        if not 0 <= self.min_pass_rate <= self.max_pass_rate <= 1:
+            raise ValueError("pass-rate band must satisfy 0 <= min <= max <= 1")
+        return self
+
+    def plan(self, n: int) -> list[int]:
+        """Cumulative samples per round for a run of n samples per prompt."""
+        return [r for r in self.rounds if r < n] + [n]
+
+
+def parse_rounds(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--rounds {text!r}: expected comma-separated integers") from None
+
+
+def wilson(correct: int, total: int, confidence: float) -> tuple[float, float]:
+    """One-sided Wilson score bounds (lower, upper) of a pass rate at `confidence` each."""
+    if total == 0:
+        return 0.0, 1.0
+    z = NormalDist().inv_cdf(confidence)
+    p = correct / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def decide(correct: int, total: int, distinct_correct: int, cfg: AdaptiveConfig, *,
+           last: bool) -> str | None:
+    """The reason to stop sampling a prompt now, or None to sample its next round."""
+    lo, hi = wilson(correct, total, cfg.confidence)
+    if hi < cfg.min_pass_rate:
+        return "too_hard"
+    if lo > cfg.max_pass_rate:
+        return "too_easy"
+    if distinct_correct >= cfg.k and cfg.min_pass_rate <= lo and hi <= cfg.max_pass_rate:
+        return "enough"
+    return "budget" if last else None
+
+
+class Verifier:
+    """Correctness of a run's samples, each verified once (a round re-reads only new ones)."""
+
+    def __init__(self, store: Store, run: str):
+        self.store, self.run = store, run
+        self.prompts = {r["prompt_id"]: r for r in store.read(
+            "prompts", columns=["prompt_id", "problem", "answer", "domain", "tests", "meta"]
+        ).to_pylist()}
+        self.seen: dict[tuple[str, int], tuple[bool | None, str]] = {}
+
+    def stats(self, prompt_ids: set[str], timeout: float) -> dict[str, tuple[int, int, int]]:
+        """prompt id -> (samples, correct, distinct correct completions)."""
+        from r1data.filters.verdicts import correct_batch, final_answers
+
+        rows = [r for r in self.store.read("samples", self.run, columns=[
+            "prompt_id", "sample_idx", "completion", "final"]).to_pylist()
+            if r["prompt_id"] in prompt_ids]
+        new = [r for r in rows if (r["prompt_id"], r["sample_idx"]) not in self.seen]
+        if new:
+            ps = [self.prompts[r["prompt_id"]] for r in new]
+            comps = [r["completion"] for r in new]
+            answers = final_answers(comps, [r["final"] for r in new])[1]
+            verdicts = correct_batch(
+                comps, [p["answer"] for p in ps], [p["domain"] for p in ps], answers=answers,
+                metas=[p["meta"] for p in ps], tests=[p["tests"] for p in ps],
+                problems=[p["problem"] for p in ps], timeout=timeout)
+            for r, v in zip(new, verdicts, strict=True):
+                self.seen[(r["prompt_id"], r["sample_idx"])] = (v, r["completion"])
+        out: dict[str, tuple[int, int, int]] = {}
+        distinct: dict[str, set[str]] = {}
+        for r in rows:
+            pid = r["prompt_id"]
+            v, text = self.seen[(pid, r["sample_idx"])]
+            n, c, _ = out.get(pid, (0, 0, 0))
+            if v is True:
+                distinct.setdefault(pid, set()).add(text)
+                c += 1
+            out[pid] = (n + 1, c, len(distinct.get(pid, ())))
+        return out
