@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from r1data.config import field_defaults
 from r1data.errors import ConfigError
@@ -37,10 +37,15 @@ class AdaptiveConfig(BaseModel):
     k: int = Field(_SELECT["k"], ge=1)
     timeout: float = Field(5.0, gt=0)  # seconds per verification (as FilterConfig's)
 
+    @field_validator("rounds")
+    @classmethod
+    def _increasing(cls, v: list[int]) -> list[int]:
+        if not v or v != sorted(set(v)) or v[0] < 1:
+            raise ValueError("rounds must be increasing positive sample counts, e.g. 8,16,32,64")
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> AdaptiveConfig:
-        if not self.rounds or self.rounds != sorted(set(self.rounds)) or self.rounds[0] < 1:
-            raise ValueError("rounds must be increasing positive sample counts, e.g. 8,16,32,64")
         if not 0 <= self.min_pass_rate <= self.max_pass_rate <= 1:
             raise ValueError("pass-rate band must satisfy 0 <= min <= max <= 1")
         return self

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from r1data.adaptive import AdaptiveConfig
 from r1data.config import (
     DEFAULT_TEACHER,
     GenerateConfig,
@@ -132,6 +133,7 @@ def models_list():
 
 # --- generate -----------------------------------------------------------------------------------
 _G = field_defaults(GenerateConfig)
+_AD = field_defaults(AdaptiveConfig)
 
 
 def _given(help: str, default, *names: str):
@@ -172,6 +174,19 @@ def generate(
     config: Annotated[Path | None, typer.Option(
         help="YAML GenerateConfig; the flags given override its fields.")] = None,
     progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
+    adaptive: Annotated[bool, typer.Option(
+        help="Sample in rounds; stop a prompt once its pass rate is decided against the "
+             "selection band (or it has K distinct correct samples inside it).")] = False,
+    rounds: Annotated[str | None, _given("--adaptive: cumulative samples per round.",
+                                         ",".join(map(str, _AD["rounds"])))] = None,
+    confidence: Annotated[float | None, _given("--adaptive: one-sided confidence of the "
+                                               "pass-rate bounds.", _AD["confidence"])] = None,
+    min_pass_rate: Annotated[float | None, _given("--adaptive: selection band, low.",
+                                                  _AD["min_pass_rate"])] = None,
+    max_pass_rate: Annotated[float | None, _given("--adaptive: selection band, high.",
+                                                  _AD["max_pass_rate"])] = None,
+    k: Annotated[int | None, _given("--adaptive: samples selection keeps per prompt.",
+                                    _AD["k"])] = None,
 ):
     """Sample N completions per prompt with the R1 defaults (n=64, T=0.6, top-p=0.95).
 
@@ -187,8 +202,16 @@ def generate(
                       enforce_eager=enforce_eager, base_url=base_url or None,
                       concurrency=concurrency)
     cfg = cfg.model_copy(update={"model": resolve(cfg.model)})
+    ad = None
+    if adaptive:  # checked before the store is opened: a bad flag creates nothing
+        from r1data.adaptive import parse_rounds
+
+        ad = load_config(AdaptiveConfig, None, rounds=parse_rounds(rounds) if rounds else None,
+                         confidence=confidence, min_pass_rate=min_pass_rate,
+                         max_pass_rate=max_pass_rate, k=k)
     st = _store(store)
-    rep = run_generate(st, cfg, run, where=where, sources=source, limit=limit, progress=progress)
+    rep = run_generate(st, cfg, run, where=where, sources=source, limit=limit, progress=progress,
+                       adaptive=ad)
     _echo(rep.__dict__ | {"shards": len(rep.shards)})
 
 

@@ -22,6 +22,15 @@ def test_defaults_are_selections_band_and_k():
         AdaptiveConfig(rounds=[16, 8])
 
 
+def test_cli_refuses_bad_rounds_in_one_line(tmp_path, monkeypatch, capsys):
+    from tests.core.test_cli import run_cli
+
+    code, _, err = run_cli(monkeypatch, capsys, "generate", "--store", tmp_path / "st",
+                           "--run", "a", "--adaptive", "--rounds", "16,8")
+    assert code != 0 and "'rounds'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "st" / "samples").exists()
+
+
 def test_wilson_bounds_hold_the_rate_and_narrow_with_samples():
     for c, n in [(0, 8), (3, 8), (8, 8), (12, 32)]:
         lo, hi = wilson(c, n, 0.95)
