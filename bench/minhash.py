@@ -45,37 +45,48 @@ def jaccard(a: set, b: set) -> float:
     return len(a & b) / max(1, len(a | b))
 
 
-def run_datasketch(sets: list[list[str]], threshold: float, num_perm: int, bands: int
-                   ) -> set[tuple[int, int]]:
+CHUNK = 50_000  # documents shingled at a time: 1M shingle lists at once need ~6 GB
+
+
+def chunks(docs: list[str], n: int):
+    from r1data.neardup import shingles
+
+    for i in range(0, len(docs), CHUNK):
+        yield [shingles(d, n) for d in docs[i:i + CHUNK]]
+
+
+def run_datasketch(docs: list[str], cfg, bands: int) -> set[tuple[int, int]]:
     from datasketch import MinHash, MinHashLSH
 
-    rows = num_perm // bands
-    lsh = MinHashLSH(num_perm=num_perm, params=(bands, rows))
-    hashes = MinHash.bulk(([s.encode() for s in toks] for toks in sets), num_perm=num_perm,
-                          seed=1)
-    pairs = set()
+    lsh = MinHashLSH(num_perm=cfg.num_perm, params=(bands, cfg.num_perm // bands))
+    hashes = []
+    for sets in chunks(docs, cfg.ngram):
+        hashes += MinHash.bulk(([s.encode() for s in toks] for toks in sets),
+                               num_perm=cfg.num_perm, seed=cfg.seed)
     with lsh.insertion_session() as session:
         for i, m in enumerate(hashes):
             session.insert(i, m, check_duplication=False)
+    pairs = set()
     for i, m in enumerate(hashes):
         for j in lsh.query(m):
-            if j < i and hashes[j].jaccard(m) >= threshold:
+            if j < i and hashes[j].jaccard(m) >= cfg.threshold:
                 pairs.add((j, i))
     return pairs
 
 
-def run_rensa(sets: list[list[str]], threshold: float, num_perm: int, bands: int
-              ) -> set[tuple[int, int]]:
+def run_rensa(docs: list[str], cfg, bands: int) -> set[tuple[int, int]]:
     from rensa import RMinHash, RMinHashLSH
 
-    hashes = RMinHash.from_token_sets(sets, num_perm=num_perm, seed=1)
-    lsh = RMinHashLSH(threshold=threshold, num_perm=num_perm, num_bands=bands)
+    hashes = []
+    for sets in chunks(docs, cfg.ngram):
+        hashes += RMinHash.from_token_sets(sets, num_perm=cfg.num_perm, seed=cfg.seed)
+    lsh = RMinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm, num_bands=bands)
     lsh.insert_many(hashes)
     pairs = set()
     for i, cands in enumerate(lsh.query_all(hashes)):
         m = hashes[i]
         for j in cands:
-            if j < i and hashes[j].jaccard(m) >= threshold:
+            if j < i and hashes[j].jaccard(m) >= cfg.threshold:
                 pairs.add((j, i))
     return pairs
 
@@ -91,13 +102,12 @@ def main() -> None:
     bands = lsh_bands(cfg.threshold, cfg.num_perm)
     t = time.perf_counter()
     docs, planted = make_docs(args.n)
-    sets = [shingles(d, cfg.ngram) for d in docs]
-    del docs
-    gc.collect()
-    print(f"{args.n:,} docs, {len(planted):,} planted pairs, shingled in "
+    true_j = {(a, b): jaccard(set(shingles(docs[a], cfg.ngram)), set(shingles(docs[b],
+                                                                              cfg.ngram)))
+              for a, b in planted}
+    print(f"{args.n:,} docs, {len(planted):,} planted pairs, made in "
           f"{time.perf_counter() - t:.1f} s; {cfg.num_perm} perms, {bands} bands, "
-          f"threshold {cfg.threshold}")
-    true_j = {(a, b): jaccard(set(sets[a]), set(sets[b])) for a, b in planted}
+          f"threshold {cfg.threshold}", flush=True)
     true_pairs = {p for p, j in true_j.items() if j >= cfg.threshold}
     clear_pairs = {p for p, j in true_j.items() if j >= cfg.threshold + 0.05}
     results = {}
@@ -106,18 +116,18 @@ def main() -> None:
             continue
         gc.collect()
         t, c = time.perf_counter(), time.process_time()
-        pairs = fn(sets, cfg.threshold, cfg.num_perm, bands)
+        pairs = fn(docs, cfg, bands)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         found, clear = len(pairs & true_pairs), len(pairs & clear_pairs)
-        false = sum(1 for a, b in pairs
-                    if jaccard(set(sets[a]), set(sets[b])) < cfg.threshold - 0.1)
+        false = sum(1 for a, b in pairs if jaccard(set(shingles(docs[a], cfg.ngram)), set(
+            shingles(docs[b], cfg.ngram))) < cfg.threshold - 0.1)
         results[name] = wall
         print(f"{name:>10}: {wall:7.1f} s wall, {cpu:7.1f} s CPU, {args.n / wall:9,.0f} docs/s;"
               f" recall {found}/{len(true_pairs)} = {found / max(1, len(true_pairs)):.3f}, "
               f"at J >= threshold + 0.05 {clear / max(1, len(clear_pairs)):.3f}; "
               f"{len(pairs):,} pairs, {false} false (true Jaccard < threshold - 0.1); "
               f"peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f}"
-              " GB")
+              " GB", flush=True)
     if len(results) == 2:
         print(f"rensa is {results['datasketch'] / results['rensa']:.1f}x faster (wall)")
 

@@ -93,7 +93,7 @@ def instruction_exam(store: Store, model: str, data: str | Path, *, run: str, k:
     if not rows:
         raise InputError(f"no general prompts with instructions in split {split!r}",
                          path=str(data))
-    source = f"ifexam/{Path(data).name}"
+    source = f"eval/ifexam-{Path(data).name}"  # eval/: not a task prompt (flows keys)
     prompts = [{"source": source, "problem": problem_of(r["prompt"]), "answer": None,
                 "domain": "general", "tests": None, "meta": r["meta"]} for r in rows]
     for p in prompts:
