@@ -127,7 +127,7 @@ def write_rewritten(store: Store, run: str, out_run: str) -> tuple[int, int]:
             continue
         text, cut = rewrite(r["completion"], r["extracted"] or "", r["gold"])
         reasoning, final = split_think(text)
-        out.append({k: r[k] for k in SAMPLES_SCHEMA.names} | {
+        out.append({k: r.get(k) for k in SAMPLES_SCHEMA.names} | {  # old shards: no round
             "run": out_run, "completion": text, "reasoning": reasoning, "final": final,
             "finish_reason": "stop" if cut else r["finish_reason"]})
     if not out:
