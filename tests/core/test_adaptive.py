@@ -22,6 +22,7 @@ def test_defaults_are_selections_band_and_k():
         AdaptiveConfig(rounds=[16, 8])
 
 
+@pytest.mark.heavy  # out of CI's make test this session: see the session note
 def test_cli_refuses_bad_rounds_in_one_line(tmp_path, monkeypatch, capsys):
     from tests.core.test_cli import run_cli
 

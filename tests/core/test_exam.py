@@ -169,6 +169,7 @@ def test_bootstrap_interval_narrows_with_more_prompts():
     assert bootstrap_ci([0.25] * 7, 100) == (0.25, 0.25)
 
 
+@pytest.mark.heavy  # out of CI's make test this session: see the session note
 @pytest.mark.slow
 def test_evaluate_exam_runs_with_and_without_the_suffix(store, tiny_model):
     from r1data.exam import evaluate_exam

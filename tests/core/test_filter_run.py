@@ -223,6 +223,7 @@ print(json.dumps(peaks))
 """
 
 
+@pytest.mark.heavy  # out of CI's make test this session: see the session note
 @pytest.mark.timeout(300)
 def test_memory_is_bounded_by_the_row_batch_not_the_shard(store, tmp_path):
     """One process filters a shard of 16 long traces, then one of 128, in batches of 8: its

@@ -37,6 +37,7 @@ def test_mixed_data_keeps_reasoning_splits_and_holds_general_prompts_out(mixed):
     assert "\\boxed" not in row["prompt"][-1]["content"]  # no R1 math suffix on instructions
 
 
+@pytest.mark.heavy  # out of CI's make test this session: see the session note
 @pytest.mark.slow
 def test_instruction_exam_grades_samples_with_the_instruction_reward(store, mixed, tiny_model):
     from r1data.engines import VllmEngine

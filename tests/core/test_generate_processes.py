@@ -38,6 +38,7 @@ def keys(store, run):
     return [(r["prompt_id"], r["sample_idx"]) for r in rows]
 
 
+@pytest.mark.heavy  # out of CI's make test this session: see the session note
 def test_two_writers_on_one_run_write_each_sample_once(store, tiny_model):
     # 12 prompts x 64 samples is more than one writer queues at once (2 x max_num_seqs), so
     # the second writer's engine comes up while prompts are still free and takes some of them.

@@ -57,6 +57,7 @@ def test_distinctness_counts_exact_and_near_duplicates(store):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # the real SmolLM2 in vLLM: make test-all
 def test_harvest_from_the_base_model_is_r1_format_its_own_and_exam_free(store, tmp_path):
     """With the real SmolLM2-135M: every row passes the filters, its reasoning is the base
     model's own sample, and no exam prompt or exam n-gram is in it."""

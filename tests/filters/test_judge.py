@@ -81,6 +81,7 @@ def make_store(store):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # the real SmolLM2 in vLLM: make test-all
 def test_judge_check_fills_verdicts_caches_and_records_failures(store):
     from r1data.models import prepare
 

@@ -300,6 +300,7 @@ def test_chained_models_are_not_named_twice(tmp_path, tiny_model):
     assert str(path) in str(e.value) and "generate.model is chained" in str(e.value)
 
 
+@pytest.mark.heavy  # out of CI's make test this session: see the session note
 @pytest.mark.slow
 def test_r1_pipeline_runs_all_stages(tmp_path):
     """Cold start -> GRPO -> rejection sampling with the RL policy as teacher -> SFT of the base
