@@ -22,12 +22,12 @@ def test_defaults_are_selections_band_and_k():
         AdaptiveConfig(rounds=[16, 8])
 
 
-@pytest.mark.heavy  # out of CI's make test this session: see the session note
 def test_cli_refuses_bad_rounds_in_one_line(tmp_path, monkeypatch, capsys):
     from tests.core.test_cli import run_cli
 
     code, _, err = run_cli(monkeypatch, capsys, "generate", "--store", tmp_path / "st",
-                           "--run", "a", "--adaptive", "--rounds", "16,8")
+                           "--run", "a", "--model", "served-name",  # no prepared folder needed
+                           "--adaptive", "--rounds", "16,8")
     assert code != 0 and "'rounds'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "st" / "samples").exists()
 
