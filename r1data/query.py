@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -53,10 +54,13 @@ def connect(store: Store) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def read_only(store: Store) -> duckdb.DuckDBPyConnection:
+def read_only(store: Store, *, metadata_cache: bool = False) -> duckdb.DuckDBPyConnection:
     """The views, then no way out: no file outside the store, no extension, no network, and
-    the configuration locked so the SQL cannot undo it."""
+    the configuration locked so the SQL cannot undo it. `metadata_cache`: keep the Parquet
+    footers between queries (a long-lived connection, `Cached`)."""
     con = connect(store)
+    if metadata_cache:
+        con.execute("SET parquet_metadata_cache = true")
     root = str(store.root.resolve()).rstrip("/") + "/"
     con.execute(f"SET allowed_directories = [{_quote(root)}]")
     for setting in ("enable_external_access", "autoinstall_known_extensions",
@@ -104,12 +108,13 @@ def report_sql(name: str) -> str:
     return sql_text(name)
 
 
-def run(store: Store, sql: str) -> duckdb.DuckDBPyRelation:
+def run(store: Store, sql: str, con: duckdb.DuckDBPyConnection | None = None
+        ) -> duckdb.DuckDBPyRelation:
     """User SQL (`r1data query`, the web UI's SQL box, --where): one SELECT on a read-only
-    connection, run to completion; every refusal is one line. The result is an in-memory
-    relation (`.pl()`, `.fetchall()`)."""
+    connection (a fresh one, or `con`: a cursor of `Cached`), run to completion; every refusal
+    is one line. The result is an in-memory relation (`.pl()`, `.fetchall()`)."""
     check_select(sql)
-    con = read_only(store)
+    con = con or read_only(store)
     try:  # run it here: some refusals (sniff_csv) only surface when the rows are fetched
         return con.from_arrow(con.sql(sql).to_arrow_table())
     except duckdb.PermissionException as e:
@@ -117,6 +122,47 @@ def run(store: Store, sql: str) -> duckdb.DuckDBPyRelation:
                          path="query") from None
     except duckdb.Error as e:
         raise InputError(f"SQL error: {_first_line(e)}", path="query") from None
+
+
+class Cached:
+    """One read-only connection over a store, kept for a server's life (`r1data serve`'s SQL
+    box): binding the views opens every shard's footer (seconds over thousands of shards), so
+    they are made once and remade only when a table folder's listing changes (a shard renamed
+    in or removed changes its folder's mtime). The configuration stays locked across remakes
+    (CREATE VIEW is no setting); each query gets its own cursor, so concurrent requests are
+    safe, and the remake is serialised by a lock."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._key: tuple | None = None
+        self._lock = threading.Lock()
+
+    def state(self) -> tuple:
+        """The mtimes of the table folders the views read, and of their run folders."""
+        out = []
+        for d in sorted(p for p in self.store.root.iterdir() if p.is_dir()):
+            if d.name == "runs" or d.name.startswith("."):
+                continue
+            out.append((d.name, d.stat().st_mtime_ns))
+            out += [(f"{d.name}/{s.name}", s.stat().st_mtime_ns) for s in sorted(d.iterdir())
+                    if s.is_dir()]
+        return tuple(out)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        key = self.state()
+        with self._lock:
+            if self._con is None:
+                self._con = read_only(self.store, metadata_cache=True)
+            elif key != self._key:
+                self._con.execute(_views_sql(self.store))
+            self._key = key
+            return self._con.cursor()
+
+    def run(self, sql: str) -> duckdb.DuckDBPyRelation:
+        """`run` on a cursor of the kept connection (same refusals, same errors)."""
+        check_select(sql)
+        return run(self.store, sql, self.cursor())
 
 
 def write(rel: duckdb.DuckDBPyRelation, out: str | Path, fmt: str | None = None) -> Path:

@@ -215,3 +215,42 @@ def test_views_read_stores_at_any_path(tmp_path, name):
     fill(store, {0: 1, 1: 0})
     assert query.run(store, "SELECT count(*) FROM prompt_stats").fetchall() == [(2,)]
     assert query.run(store, query.report_sql("funnel")).fetchall()
+
+
+def test_cached_connection_refuses_writes_and_outside_files_after_a_remake(store, tmp_path):
+    from tests.conftest import snapshot
+
+    fill(store, {0: 1, 1: 2})
+    cache = query.Cached(store)
+    assert cache.run("SELECT count(*) FROM samples").fetchall() == [(16,)]
+    now = dt.datetime.now(dt.UTC)
+    store.write_shard("samples", pa.Table.from_pylist(
+        [{"run": "r2", "prompt_id": "p", "sample_idx": 0, "completion": "x", "created_at": now}],
+        schema=SAMPLES_SCHEMA), "r2")  # a new run folder: the views are remade
+    assert cache.run("SELECT count(*) FROM samples").fetchall() == [(17,)]
+    (tmp_path / "outside.txt").write_text("secret")
+    before = snapshot(store.root)
+    for sql in ("COPY (SELECT 1) TO 'x.csv'", "CREATE OR REPLACE VIEW samples AS SELECT 1",
+                "SET enable_external_access = true", f"SELECT * FROM read_text('{tmp_path}/"
+                "outside.txt')", "SELECT 1; DROP VIEW samples"):
+        with pytest.raises(InputError, match="read-only"):
+            cache.run(sql)
+    assert snapshot(store.root) == before
+    assert cache.run("SELECT count(*) FROM samples").fetchall() == [(17,)]
+
+
+def test_cached_connection_answers_concurrent_queries_right(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fill(store, {0: 0, 1: 1, 2: 5, 3: 8})
+    cache = query.Cached(store)
+    want = {c: query.run(store, f"SELECT count(*) FROM verdicts WHERE correct AND sample_idx "
+                                f"< {c}").fetchall() for c in range(8)}
+
+    def ask(c: int):
+        return c, cache.run(f"SELECT count(*) FROM verdicts WHERE correct AND sample_idx < {c}"
+                            ).fetchall()
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(ask, [c % 8 for c in range(64)]))
+    assert all(rows == want[c] for c, rows in got) and len({str(r) for _, r in got}) > 1
