@@ -25,7 +25,7 @@ import pyarrow as pa
 from r1data.errors import ConfigError, InputError
 from r1data.filters.registry import CHECKS, OPT_IN_CHECKS
 from r1data.filters.verdicts import MIN_CONSISTENCY
-from r1data.store import VERDICTS_SCHEMA, Store, check_name, write_parquet_atomic
+from r1data.store import VERDICTS_SCHEMA, Store, check_name, write_parquet_atomic, write_part
 
 
 @dataclass
@@ -179,8 +179,6 @@ def filter_shard(store_root: str, shard: str, target: str, cfg: dict,
     """One sample shard (or its rows [start, stop)) -> its verdicts at target; returns counts
     by outcome. Runs in a worker, one row batch at a time. A slice is a part file, joined by
     the caller."""
-    import pyarrow.parquet as pq
-
     fc = FilterConfig(**cfg)
     fid = fc.run_id()
     prompts = _prompts_of(store_root)
@@ -205,7 +203,7 @@ def filter_shard(store_root: str, shard: str, target: str, cfg: dict,
     if rows is None:
         write_parquet_atomic(table, Path(target), metadata={"r1data_filter": cfg})
     else:  # read only after this call returns; the joined shard is written atomically
-        pq.write_table(table, target, compression="none")
+        write_part(table, Path(target))
     return dict(counts)
 
 
@@ -291,16 +289,6 @@ def _run_jobs(jobs: list[list], workers: int) -> Iterator[tuple[int, dict[str, i
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-def _join_parts(parts: list[Path], target: Path, cfg: dict) -> None:
-    """The verdict shard from its slices' part files, written atomically; parts removed."""
-    import pyarrow.parquet as pq
-
-    table = pa.concat_tables([pq.ParquetFile(p).read() for p in parts])
-    write_parquet_atomic(table, target, metadata={"r1data_filter": cfg})
-    for p in parts:
-        p.unlink()
-
-
 class _NoBar:
     """The part of tqdm the runner uses, doing nothing: no tqdm import without a bar."""
 
@@ -341,14 +329,13 @@ def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
     rep = FilterReport(run=run, filter_run=fid, shards=len(shards))
     manifest = {"run": run, "filter_run": fid, "config": asdict(cfg), "status": "running"}
     store.write_manifest("filter", run, manifest)
-    vdir = store.table_dir("verdicts", run)
     counts: Counter[str] = Counter()
     metas = {s: pq.ParquetFile(s).metadata for s in shards}
     sizes = {s: m.num_rows for s, m in metas.items()}
     bar = _progress_bar(sum(sizes.values()), f"filter {run}", progress)
     todo = []
     for shard in shards:
-        target = vdir / f"{shard.stem}-{fid}.parquet"
+        target = store.verdict_shard(run, shard, fid)
         if target.exists():  # done by an earlier (maybe killed) invocation
             rep.shards_done_before += 1
             done = pq.ParquetFile(target).read(columns=["keep", "reject_reason"]).to_pylist()
@@ -368,10 +355,7 @@ def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
         if cut is None:
             jobs.append([str(store.root), str(shard), str(target), asdict(cfg)])
             continue
-        vdir.mkdir(parents=True, exist_ok=True)
-        for stale in vdir.glob(f".{target.stem}.rows*.part"):  # left by a killed run
-            stale.unlink()
-        parts[target] = [target.with_name(f".{target.stem}.rows{a}.part") for a, _ in cut]
+        parts[target] = store.slice_parts(target, [a for a, _ in cut])
         for part, rows in zip(parts[target], cut, strict=True):
             owner[len(jobs)] = target
             jobs.append([str(store.root), str(shard), str(part), asdict(cfg), rows])
@@ -390,7 +374,7 @@ def filter_run(store: Store, run: str, cfg: FilterConfig | None = None, *,
             if i in owner:  # a slice: the shard is written when its last slice is in
                 pending[owner[i]] -= 1
                 if not pending[owner[i]]:
-                    _join_parts(parts[owner[i]], owner[i], asdict(cfg))
+                    store.join_parts(parts[owner[i]], owner[i], {"r1data_filter": asdict(cfg)})
     finally:
         bar.close()
     rep.total = sum(counts.values())

@@ -156,6 +156,48 @@ def write_boundary(path: Path, *tmps: Path) -> Iterator[None]:
         raise os_error(path, e) from None
 
 
+# Columns that hold long text (R1 traces run to 100k characters): never dictionary-encoded
+# (distinct values: a dictionary only adds a copy), and the measure of a row group's size.
+LONG_TEXT = frozenset({"completion", "reasoning", "final", "problem", "tests", "meta",
+                       "rationale", "judge_rationale"})
+ROW_GROUP_BYTES = 4 << 20  # of long text per row group (~160 traces of 26k characters):
+# readers (DuckDB, pandas, datasets) decode a row group whole, so a shard of 64 prompts x 16
+# long traces must not be one 27 MB group; short rows still get up to ROW_GROUP_ROWS a group
+ROW_GROUP_ROWS = 1 << 17
+
+
+def row_groups(table: pa.Table, max_bytes: int = ROW_GROUP_BYTES,
+               max_rows: int = ROW_GROUP_ROWS) -> list[tuple[int, int]]:
+    """[start, stop) of each row group: at most max_rows rows and, past its first row, at most
+    max_bytes of long text, cut where the rows are (a long tail gets smaller groups)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    text = [c for c in table.column_names if c in LONG_TEXT]
+    if not n or not text:
+        return [(a, min(a + max_rows, n)) for a in range(0, n, max_rows)] or [(0, 0)]
+    size = sum(np.asarray(pc.fill_null(pc.binary_length(table[c]), 0), dtype=np.int64)
+               for c in text)
+    cum = np.concatenate([[0], np.cumsum(size)])
+    bounds, a = [], 0
+    while a < n:
+        b = int(np.searchsorted(cum, cum[a] + max_bytes, side="right")) - 1
+        b = min(max(b, a + 1), a + max_rows, n)
+        bounds.append((a, b))
+        a = b
+    return bounds
+
+
+def _write_parquet(table: pa.Table, path: Path, compression: str) -> None:
+    """Row groups bounded by row_groups, dictionaries only on the short columns."""
+    short = [c for c in table.column_names if c not in LONG_TEXT]
+    with pq.ParquetWriter(path, table.schema, compression=compression,
+                          use_dictionary=short or False) as w:
+        for a, b in row_groups(table):
+            w.write_table(table.slice(a, b - a), row_group_size=max(b - a, 1))
+
+
 def write_parquet_atomic(table: pa.Table, path: Path, metadata: dict | None = None) -> Path:
     """Temp file in the same directory, fsync, then rename: readers never see half a file."""
     if metadata:
@@ -166,13 +208,21 @@ def write_parquet_atomic(table: pa.Table, path: Path, metadata: dict | None = No
     with write_boundary(path, tmp):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            pq.write_table(table, tmp, compression="zstd")
+            _write_parquet(table, tmp, "zstd")
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
     return path
+
+
+def write_part(table: pa.Table, part: Path) -> Path:
+    """One slice of a shard (a path from Store.slice_parts), uncompressed: read back once by
+    Store.join_parts, by the process that wrote none of it (so no Store is opened here)."""
+    with write_boundary(part, part):
+        _write_parquet(table, part, "none")
+    return part
 
 
 def write_json_atomic(obj: dict | list, path: Path) -> Path:
@@ -285,6 +335,30 @@ class Store:
 
     def new_shard_path(self, table: str, part: str | None = None, prefix: str = "shard") -> Path:
         return self.table_dir(table, part) / f"{prefix}-{uuid.uuid4().hex[:12]}.parquet"
+
+    def verdict_shard(self, run: str, sample_shard: Path, filter_run: str) -> Path:
+        """verdicts/<run>/<sample shard>-<filter run>.parquet: one verdict shard per sample
+        shard and filter settings, so a rerun (or a killed run resumed) finds it done."""
+        return self.table_dir("verdicts", run) / f"{Path(sample_shard).stem}-{filter_run}.parquet"
+
+    def slice_parts(self, shard: Path, starts: list[int]) -> list[Path]:
+        """Paths of the part files a shard is written in, one per slice (its first row in
+        `starts`): hidden, so never read as shards; parts a killed writer left are removed."""
+        with write_boundary(shard.parent):
+            shard.parent.mkdir(parents=True, exist_ok=True)
+            for stale in shard.parent.glob(f".{shard.stem}.rows*.part"):
+                stale.unlink()
+        return [shard.with_name(f".{shard.stem}.rows{a}.part") for a in starts]
+
+    @staticmethod
+    def join_parts(parts: list[Path], shard: Path, metadata: dict | None = None) -> Path:
+        """The shard from its slices' part files (write_part), written atomically; the parts
+        are removed once it is in place."""
+        table = pa.concat_tables([pq.ParquetFile(p).read() for p in parts])
+        write_parquet_atomic(table, shard, metadata)
+        for p in parts:
+            p.unlink()
+        return shard
 
     def _manifest_file(self, kind: str, name: str) -> Path:
         if kind not in MANIFEST_KINDS:

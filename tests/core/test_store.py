@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pyarrow as pa
 import pytest
 
@@ -30,10 +32,11 @@ def test_missing_store_not_created_when_asked(tmp_path):
 def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
-    def boom(*a, **k):
+    def boom(where, *a, **k):  # half a file, then the disk is full
+        Path(where).write_bytes(b"PAR1half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(pq, "write_table", boom)
+    monkeypatch.setattr(pq, "ParquetWriter", boom)
     with pytest.raises(StoreError, match=r"x.parquet: cannot write"):
         write_parquet_atomic(PROMPTS_SCHEMA.empty_table(), tmp_path / "x.parquet")
     assert list(tmp_path.iterdir()) == []
@@ -154,3 +157,38 @@ def test_filter_run_t_no_longer_unpins_generation_run_filter_t(tmp_path):
     with pytest.raises(StoreError, match="temperature=0.6"):
         check_resumable(st.read_manifest("generate", "filter-t"),
                         GenerateConfig(model="m", temperature=1.3), "filter-t")
+
+
+def test_long_text_shards_have_bounded_row_groups_without_dictionaries(tmp_path):
+    """A shard of long traces is cut into row groups of ~ROW_GROUP_BYTES of text (readers
+    decode a group whole); its text columns are not dictionary-encoded; it reads back equal."""
+    import datetime as dt
+    import os
+
+    import pyarrow.parquet as pq
+
+    from r1data.store import ROW_GROUP_BYTES, SAMPLES_SCHEMA
+
+    st = Store(tmp_path / "s")
+    now = dt.datetime.now(dt.UTC)
+    rows = [{"run": "r", "prompt_id": f"p{i // 16}", "sample_idx": i % 16,
+             "completion": f"<think>{os.urandom(12_000 + 97 * i).hex()}</think> {i}",
+             "reasoning": os.urandom(12_000).hex(), "final": str(i), "num_tokens": i,
+             "finish_reason": "stop", "model": "m", "created_at": now} for i in range(256)]
+    table = pa.Table.from_pylist(rows, schema=SAMPLES_SCHEMA)
+    path = st.write_shard("samples", table, "r")
+    meta = pq.ParquetFile(path).metadata
+    text_bytes = sum(len(r["completion"]) + len(r["reasoning"]) + len(r["final"]) for r in rows)
+    assert meta.num_row_groups >= text_bytes // ROW_GROUP_BYTES >= 3
+    names = [meta.schema.column(c).name for c in range(meta.num_columns)]
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        assert rg.num_rows < len(rows)
+        for c, name in enumerate(names):
+            dictionary = rg.column(c).dictionary_page_offset is not None
+            assert dictionary == (name in ("run", "prompt_id", "model", "finish_reason",
+                                           "sample_idx", "num_tokens", "created_at",
+                                           "engine", "temperature", "top_p", "max_tokens",
+                                           "seed", "round")), (g, name)
+    assert pq.read_table(path).equals(table)
+    assert st.read("samples", "r").equals(table)
