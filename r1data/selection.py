@@ -1,15 +1,20 @@
 """Selection: of the samples that passed, keep at most K per prompt, without duplicates.
 
-Runs in DuckDB over the store's views; only the near-duplicate passes (shingle Jaccard within
-one prompt's few kept samples, then MinHash-LSH over the kept samples of all prompts) and
-decontamination look at text in Python.
+Decided in DuckDB over the store's views (ids, pass rates, lengths, where each sample sits);
+only the duplicate passes (exact, then shingle Jaccard within one prompt's few kept samples,
+then MinHash-LSH over the kept samples of all prompts) and decontamination look at text, read a
+batch of prompts at a time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -108,8 +113,132 @@ def _jaccard(a: set, b: set) -> float:
     return len(a & b) / max(1, len(a | b))
 
 
+BATCH_CHARS = 4_000_000  # completion text read at a time (~150 R1 traces of 26k): bounds
+# select's memory by a batch, not by the run (the decisions hold ids and signatures only)
+# Exact duplicates are texts equal after DuckDB's trim (Unicode space separators) and \s runs
+# (RE2's [\t\n\f\r ]) made one space: select's first SQL form, md5(regexp_replace(trim(..))).
+_ZS = "".join(chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Zs")
+_SPACES = re.compile(r"[\t\n\f\r ]+")
+
+
+def text_key(text: str) -> bytes:
+    """The digest two samples share when they are the same text up to whitespace."""
+    return hashlib.md5(_SPACES.sub(" ", text.strip(_ZS)).encode()).digest()
+
+
+@dataclass
+class _Cand:
+    sample_idx: int
+    pass_rate: float
+    shuffle: int
+    shard: int  # index into the run's sample shards
+    row: int  # row number in that shard
+
+
+def _candidates(con, shards: list[Path], run: str, seed: int) -> dict[str, list[_Cand]]:
+    """Kept samples by prompt (prompt_id order; within a prompt, shortest first), with their
+    prompt's pass rate over all its samples and where each sits: ids and numbers, no text."""
+    con.read_parquet([str(p) for p in shards], union_by_name=True, filename=True,
+                     file_row_number=True).create_view("run_samples")
+    index = {str(p): i for i, p in enumerate(shards)}
+    rows = con.sql(f"""
+        WITH stats AS (
+            SELECT prompt_id, n_correct / n AS pass_rate FROM prompt_stats WHERE run = '{run}')
+        SELECT s.prompt_id, s.sample_idx, st.pass_rate,
+               hash(s.prompt_id, s.sample_idx, {int(seed)}) AS shuffle,
+               s.filename, s.file_row_number
+        FROM run_samples AS s
+        JOIN verdicts AS v USING (run, prompt_id, sample_idx)
+        JOIN stats AS st USING (prompt_id)
+        JOIN prompts AS p USING (prompt_id)
+        WHERE s.run = '{run}' AND v.keep
+        ORDER BY s.prompt_id, s.num_tokens, s.sample_idx
+    """).fetchall()
+    by_prompt: dict[str, list[_Cand]] = {}
+    for pid, idx, rate, shuffle, fname, row in rows:
+        by_prompt.setdefault(pid, []).append(_Cand(idx, rate, shuffle, index[fname], row))
+    return by_prompt
+
+
+def _chunks(prompts: list[tuple[str, list[_Cand]]], shards: list[Path]
+            ) -> Iterator[list[tuple[str, list[_Cand]]]]:
+    """Prompts in the order their samples sit in the shards, in groups of about BATCH_CHARS of
+    completion (the mean row's size from the Parquet footers): a group's text is read at once."""
+    import pyarrow.parquet as pq
+
+    rows = text = 0
+    for p in shards:
+        meta = pq.ParquetFile(p).metadata
+        rows += meta.num_rows
+        text += sum(meta.row_group(g).column(c).total_uncompressed_size
+                    for g in range(meta.num_row_groups) for c in range(meta.num_columns)
+                    if meta.row_group(g).column(c).path_in_schema == "completion")
+    budget = max(1, BATCH_CHARS * rows // max(text, 1))
+    group: list[tuple[str, list[_Cand]]] = []
+    size = 0
+    for item in sorted(prompts, key=lambda it: min((c.shard, c.row) for c in it[1])):
+        if group and size + len(item[1]) > budget:
+            yield group
+            group, size = [], 0
+        group.append(item)
+        size += len(item[1])
+    if group:
+        yield group
+
+
+def _texts(shards: list[Path], group: list[tuple[str, list[_Cand]]]) -> dict[tuple, str]:
+    """(shard, row) -> completion of every candidate of a group of prompts."""
+    from r1data.store import read_rows
+
+    where: dict[int, list[int]] = {}
+    for _, cands in group:
+        for c in cands:
+            where.setdefault(c.shard, []).append(c.row)
+    return {(s, r): v["completion"] for s, rows in sorted(where.items())
+            for r, v in read_rows(shards[s], rows, ["completion"])}
+
+
+def _keep(cands: list[_Cand], texts: dict[tuple, str], cfg: SelectConfig, rep: SelectReport
+          ) -> list[_Cand]:
+    """One prompt's kept samples, in the order they were kept: exact duplicates out, then the
+    policy's order, each kept unless it near-duplicates one kept before, up to k."""
+    if cfg.policy == "random":
+        cands = sorted(cands, key=lambda c: c.shuffle)
+    seen, pool = set(), []
+    for c in cands:  # exact duplicates (whitespace-normalised)
+        key = text_key(texts[c.shard, c.row])
+        if key in seen:
+            rep.dropped_exact_dup += 1
+            continue
+        seen.add(key)
+        pool.append(c)
+    grams: dict[int, set] = {}  # shingles, made when first compared
+
+    def shingles(c: _Cand) -> set:
+        if id(c) not in grams:
+            grams[id(c)] = _ngrams(_words(texts[c.shard, c.row]), 5)
+        return grams[id(c)]
+
+    kept: list[_Cand] = []
+    while pool and len(kept) < cfg.k:
+        if cfg.policy == "diverse" and kept:  # farthest from what is already kept
+            pool.sort(key=lambda c: max(_jaccard(shingles(c), shingles(k)) for k in kept))
+        c = pool.pop(0)
+        if any(_jaccard(shingles(c), shingles(k)) >= cfg.near_dup_threshold for k in kept):
+            rep.dropped_near_dup += 1
+            continue
+        kept.append(c)
+    rep.dropped_over_k += len(pool)
+    return kept
+
+
 def select(store: Store, run: str, name: str, cfg: SelectConfig | None = None) -> SelectReport:
-    """Write curated/<name>/ from the kept samples of a filtered run; returns the counts."""
+    """Write curated/<name>/ from the kept samples of a filtered run; returns the counts.
+
+    DuckDB decides over ids, pass rates and positions; the text is then read a group of
+    prompts at a time (BATCH_CHARS) for the duplicate checks, and only each kept sample's
+    MinHash signature is held for the cross-prompt pass: memory follows the batch and the
+    number of samples, not the length of their traces."""
     from r1data import query
 
     cfg = cfg or SelectConfig()
@@ -120,61 +249,39 @@ def select(store: Store, run: str, name: str, cfg: SelectConfig | None = None) -
     if con.sql(f"SELECT count(*) FROM verdicts WHERE run = '{run}'").fetchall()[0][0] == 0:
         raise InputError(f"run {run!r} has no verdicts: run `r1data filter` first",
                          path=str(store.root))
-    # Candidates: kept samples, with their prompt's pass rate over all its samples.
-    rows = con.sql(f"""
-        WITH stats AS (
-            SELECT prompt_id, n_correct / n AS pass_rate FROM prompt_stats WHERE run = '{run}')
-        SELECT s.prompt_id, s.sample_idx, s.completion, s.num_tokens, st.pass_rate, p.problem,
-               md5(regexp_replace(trim(s.completion), '\\s+', ' ', 'g')) AS text_hash,
-               hash(s.prompt_id, s.sample_idx, {int(cfg.seed)}) AS shuffle
-        FROM samples AS s
-        JOIN verdicts AS v USING (run, prompt_id, sample_idx)
-        JOIN stats AS st USING (prompt_id)
-        JOIN prompts AS p USING (prompt_id)
-        WHERE s.run = '{run}' AND v.keep
-        ORDER BY s.prompt_id, s.num_tokens, s.sample_idx
-    """).pl()
-    rep.candidates = rows.height
-    by_prompt: dict[str, list[dict]] = {}
-    for r in rows.iter_rows(named=True):
-        by_prompt.setdefault(r["prompt_id"], []).append(r)
+    shards = store.shards("samples", run)
+    by_prompt = _candidates(con, shards, run, cfg.seed)
+    rep.candidates = sum(len(v) for v in by_prompt.values())
     rep.prompts_in = len(by_prompt)
-    dirty = contaminated({p: v[0]["problem"] for p, v in by_prompt.items()}, cfg.decontaminate,
-                         cfg.ngram) if cfg.decontaminate else set()
-    chosen, texts = [], []
+    dirty: set[str] = set()
+    if cfg.decontaminate:
+        con.register("candidate_ids", pa.table({"prompt_id": list(by_prompt)}))
+        problems = dict(con.sql("SELECT prompt_id, problem FROM prompts "
+                                "JOIN candidate_ids USING (prompt_id)").fetchall())
+        dirty = contaminated(problems, cfg.decontaminate, cfg.ngram)
+    todo = []
     for pid, cands in by_prompt.items():
         if pid in dirty:
             rep.dropped_contaminated += 1
-            continue
-        if not cfg.min_pass_rate <= cands[0]["pass_rate"] <= cfg.max_pass_rate:
+        elif not cfg.min_pass_rate <= cands[0].pass_rate <= cfg.max_pass_rate:
             rep.dropped_band += 1
-            continue
-        if cfg.policy == "random":
-            cands = sorted(cands, key=lambda r: r["shuffle"])
-        seen_hash, uniq = set(), []
-        for r in cands:  # exact duplicates (whitespace-normalised)
-            if r["text_hash"] in seen_hash:
-                rep.dropped_exact_dup += 1
-                continue
-            seen_hash.add(r["text_hash"])
-            uniq.append(r | {"shingles": _ngrams(_words(r["completion"]), 5)})
-        kept: list[dict] = []
-        pool = uniq
-        while pool and len(kept) < cfg.k:
-            if cfg.policy == "diverse" and kept:  # farthest from what is already kept
-                pool.sort(key=lambda r: max(_jaccard(r["shingles"], k["shingles"])
-                                            for k in kept))
-            r = pool.pop(0)
-            if any(_jaccard(r["shingles"], k["shingles"]) >= cfg.near_dup_threshold
-                   for k in kept):
-                rep.dropped_near_dup += 1
-                continue
-            kept.append(r)
-        rep.dropped_over_k += len(pool)
-        chosen.extend({"curated": name, "run": run, "prompt_id": pid,
-                       "sample_idx": r["sample_idx"]} for r in kept)
-        texts.extend(r["completion"] for r in kept)
-    chosen, clustered = _cross_prompt(chosen, texts, cfg, rep)
+        else:
+            todo.append((pid, cands))
+    kept: dict[str, list[tuple[_Cand, object]]] = {}  # prompt -> (sample, its MinHash)
+    for group in _chunks(todo, shards):
+        texts = _texts(shards, group)
+        picked = [(pid, c) for pid, cands in group for c in _keep(cands, texts, cfg, rep)]
+        sigs = _signatures([texts[c.shard, c.row] for _, c in picked])
+        for (pid, c), sig in zip(picked, sigs, strict=True):
+            kept.setdefault(pid, []).append((c, sig))
+        del texts
+    chosen, hashes = [], []
+    for pid in by_prompt:  # prompt_id order, as the set and its clusters are written
+        for c, sig in kept.get(pid, []):
+            chosen.append({"curated": name, "run": run, "prompt_id": pid,
+                           "sample_idx": c.sample_idx})
+            hashes.append(sig)
+    chosen, clustered = _cross_prompt(chosen, hashes, cfg, rep)
     rep.prompts_out = len({r["prompt_id"] for r in chosen})
     rep.kept = len(chosen)
     with store.lock("select", name):  # a reselect replaces the set as a whole
@@ -189,13 +296,61 @@ def select(store: Store, run: str, name: str, cfg: SelectConfig | None = None) -
     return rep
 
 
-def _cross_prompt(chosen: list[dict], texts: list[str], cfg: SelectConfig, rep: SelectReport
+def _signatures(texts: list[str], nd: neardup.NearDupConfig = neardup.SAMPLES) -> list:
+    """The MinHash of each text's shingles as neardup.clusters makes them (None: no words)."""
+    from rensa import RMinHash
+
+    sets = [neardup.shingles(t, nd.ngram) for t in texts]
+    idx = [i for i, s in enumerate(sets) if s]
+    out: list = [None] * len(texts)
+    if idx:
+        made = RMinHash.from_token_sets([sets[i] for i in idx], num_perm=nd.num_perm,
+                                        seed=nd.seed)
+        for i, h in zip(idx, made, strict=True):
+            out[i] = h
+    return out
+
+
+def _clusters(hashes: list, groups: list[str], nd: neardup.NearDupConfig
+              ) -> list[neardup.Member]:
+    """neardup.clusters over signatures made beforehand (_signatures), so the texts need not
+    be held together: LSH candidates confirmed by estimated Jaccard, joined by union-find."""
+    from rensa import RMinHashLSH
+
+    idx = [i for i, h in enumerate(hashes) if h is not None]
+    if len(idx) < 2:
+        return []
+    sigs = [hashes[i] for i in idx]
+    lsh = RMinHashLSH(threshold=nd.threshold, num_perm=nd.num_perm,
+                      num_bands=neardup.lsh_bands(nd.threshold, nd.num_perm))
+    lsh.insert_many(sigs)
+    root = list(range(len(idx)))
+
+    def find(a: int) -> int:
+        while root[a] != a:
+            root[a] = root[root[a]]
+            a = root[a]
+        return a
+
+    for a, found in enumerate(lsh.query_all(sigs)):
+        for b in found:
+            if b < a and groups[idx[a]] != groups[idx[b]] and \
+                    sigs[a].jaccard(sigs[b]) >= nd.threshold:
+                ra, rb = find(a), find(b)
+                root[max(ra, rb)] = min(ra, rb)  # the root stays the lowest index
+    tops = [find(a) for a in range(len(idx))]
+    size = Counter(tops)
+    return [neardup.Member(idx[a], idx[t], 1.0 if a == t else float(sigs[a].jaccard(sigs[t])))
+            for a, t in enumerate(tops) if size[t] > 1]
+
+
+def _cross_prompt(chosen: list[dict], hashes: list, cfg: SelectConfig, rep: SelectReport
                   ) -> tuple[list[dict], list[dict]]:
     """(the set, sample_clusters rows): clusters of kept samples from different prompts; with
     cross_prompt = drop only each cluster's first sample (in prompt order) stays."""
     nd = neardup.NearDupConfig(threshold=cfg.cross_prompt_threshold,
                                ngram=neardup.SAMPLES.ngram)
-    members = neardup.clusters(texts, nd, groups=[r["prompt_id"] for r in chosen])
+    members = _clusters(hashes, [r["prompt_id"] for r in chosen], nd)
     drop = cfg.cross_prompt == "drop"
     rows, dropped = [], set()
     for m in members:

@@ -225,6 +225,36 @@ def write_part(table: pa.Table, part: Path) -> Path:
     return part
 
 
+def read_rows(shard: Path, rows: Iterable[int], columns: list[str], batch_rows: int = 32
+              ) -> Iterator[tuple[int, dict]]:
+    """(row number, values) of the given rows of a shard, in row order, read `batch_rows` at
+    a time from only the row groups that hold them: a stage that picked rows by id and
+    position (DuckDB's file_row_number) reads their text without the shard in memory."""
+    want = sorted(set(rows))
+    if not want:
+        return
+    pf = pq.ParquetFile(shard, buffer_size=1 << 20)  # not a whole column chunk at once
+    i, first = 0, 0
+    for g in range(pf.metadata.num_row_groups):
+        stop = first + pf.metadata.row_group(g).num_rows
+        if want[i] < stop:
+            at = first
+            for rb in pf.iter_batches(batch_size=batch_rows, row_groups=[g], columns=columns):
+                end, picked = at + rb.num_rows, []
+                while i < len(want) and want[i] < end:
+                    picked.append(want[i] - at)
+                    i += 1
+                if picked:
+                    yield from zip((at + r for r in picked), rb.take(picked).to_pylist(),
+                                   strict=True)
+                at = end
+                if i == len(want) or want[i] >= stop:
+                    break
+        if i == len(want):
+            return
+        first = stop
+
+
 def write_json_atomic(obj: dict | list, path: Path) -> Path:
     """Manifests are JSON, replaced atomically like shards."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
