@@ -3,11 +3,12 @@ plots, two runs compared).
 
 Every page is one GET whose query string is the whole UI state (so a link or a headless browser
 reproduces it), rendered on the server. Runs, prompts, samples and the comparison come from a
-per-run index (r1data/serve_index.py: LIMIT/OFFSET over a table of one row per prompt; a
-prompt's samples read from its own shards); the SQL box is `query.run` (one SELECT, read-only)
-and the plots are `r1data report`'s, both over the store's views. Everything from the store is
-model output, hostile: it is HTML-escaped, and the pages forbid inline scripts
-(Content-Security-Policy), so an escaping slip still runs nothing.
+per-run index saved in the store (r1data/serve_index.py: LIMIT/OFFSET over a table of one row
+per prompt; a prompt's samples read from its own shards), and so do the plots of `r1data
+report` (from its aggregates); the SQL box is `query.run`'s rules (one SELECT, read-only) on
+one kept connection (`query.Cached`: the views are bound once per store change, not per
+request). Everything from the store is model output, hostile: it is HTML-escaped, and the
+pages forbid inline scripts (Content-Security-Policy), so an escaping slip still runs nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ import re
 import threading
 from urllib.parse import urlencode
 
-import duckdb
-
 from r1data import query
 from r1data.errors import InputError
-from r1data.serve_index import SORTS, StoreIndex, rows
+from r1data.serve_index import SORTS, Building, StoreIndex, rows
 from r1data.store import Store
 
 HOST = "127.0.0.1"  # never another interface: the store is private
@@ -330,14 +329,14 @@ def prompt_detail(ix: StoreIndex, p: dict) -> str:
     return layout(title, body)
 
 
-def sql_page(store: Store, sql: str) -> tuple[str, int]:
+def sql_page(cache: query.Cached, sql: str) -> tuple[str, int]:
     body = (f'<form method="get" action="/sql"><textarea name="q" rows="6">{esc(sql)}'
             f'</textarea><button>run</button> <span class="muted">one SELECT over prompts, '
             f'samples, verdicts, curated, prompt_stats (Ctrl+Enter)</span></form>')
     status = 200
     if sql.strip():
         try:
-            rows = query.run(store, limited(sql, SQL_ROWS + 1)).pl().to_dicts()
+            rows = cache.run(limited(sql, SQL_ROWS + 1)).pl().to_dicts()
             more = len(rows) > SQL_ROWS
             body += (f'<p>{min(len(rows), SQL_ROWS)}{"+" if more else ""} rows · '
                      f'<a id="csv" href="{url("/sql.csv", q=sql)}">download CSV</a></p>'
@@ -355,54 +354,89 @@ def limited(sql: str, n: int) -> str:
 
 
 class Plots:
-    """`r1data report`'s plots of the store, drawn in a background thread and kept until a
-    run's shards or the prompts change: they scan every sample through the views (minutes on
-    a 1M-sample store of 2,000 shards), so a page waits a little, then says to come back."""
+    """`r1data report`'s plots and tables, drawn from the index's aggregates (the views would
+    scan every sample: minutes on a 1M-sample store of 4,000 shards) and kept until the index
+    changes."""
 
-    def __init__(self, ix: StoreIndex, wait: float = 20.0):
-        self.ix, self.wait = ix, wait
+    def __init__(self, ix: StoreIndex):
+        self.ix = ix
         self.key: tuple | None = None
         self.html = ""
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def state(self) -> tuple:
-        return tuple((run, self.ix.state(run)) for run in self.ix.store.runs())
-
-    def _draw(self, key: tuple) -> None:
-        from r1data import report
-
-        try:
-            html_ = "".join(f(self.ix.store) for f in (
-                report.funnel_section, report.pass_rate_section, report.lengths_section,
-                report.language_section))
-        except (InputError, duckdb.Error) as e:
-            html_ = f'<p class="error">{esc(e)}</p>'
-        with self._lock:
-            self.key, self.html = key, html_
-
-    def start(self) -> threading.Thread:
-        key = self.state()
-        with self._lock:
-            if self.key != key and not (self._thread and self._thread.is_alive()):
-                self._thread = threading.Thread(target=self._draw, args=(key,), daemon=True,
-                                                name="r1data-serve-plots")
-                self._thread.start()
-            return self._thread
-
     def page(self) -> str:
-        key = self.state()
-        thread = self.start()
-        if thread is not None:
-            thread.join(self.wait)
+        runs = self.ix.store.runs()
+        for run in runs:
+            self.ix.ensure(run)  # Building while a run is indexed for the first time
+        key = (self.ix.version, tuple(runs))
         with self._lock:
-            if self.key == key:
-                return layout("Plots", self.html)
-        return ('<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" '
-                'content="10"><title>Plots · r1data</title><link rel="stylesheet" '
-                'href="/app.css"></head><body><main><h1>Plots</h1><p class="muted" '
-                'id="drawing">drawing the plots over every sample; this page reloads itself'
-                '</p></main></body></html>')
+            if key != self.key:
+                self.html, self.key = plots_html(self.ix), key
+            return layout("Plots", self.html)
+
+
+def plots_html(ix: StoreIndex) -> str:
+    """The four store sections of `r1data report` (same titles, plots and tables)."""
+    from r1data import report
+
+    plt = report._plt()
+    out = []
+    funnel = ix.funnel()
+    svg = None
+    if funnel:
+        fig, ax = plt.subplots(figsize=(8, 0.5 + 0.35 * len(funnel)))
+        labels = [f"{r['run']} · {r['source']} · {r['outcome']}" for r in funnel]
+        colors = ["#2a9d8f" if r["outcome"] == "kept" else "#e76f51" for r in funnel]
+        ax.barh(labels[::-1], [r["samples"] for r in funnel][::-1], color=colors[::-1])
+        ax.set_xlabel("samples")
+        svg = report._svg(fig)
+    out.append(report._figure("funnel", "Rejection-sampling funnel", svg, funnel))
+    table, stats = ix.pass_rates()
+    svg = None
+    if stats:
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        for run in sorted({r["run"] for r in stats}):
+            ax.hist([r["pass_rate"] for r in stats if r["run"] == run], bins=20, range=(0, 1),
+                    alpha=0.6, label=run)
+        ax.set_xlabel("pass rate of a prompt over its samples")
+        ax.set_ylabel("prompts")
+        ax.legend()
+        svg = report._svg(fig)
+    out.append(report._figure("pass_rate", "Per-prompt pass rate", svg, table))
+    table, hist = ix.lengths()
+    svg = None
+    if hist:
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        for verdict in sorted({r["verdict"] for r in hist}):
+            got = [r for r in hist if r["verdict"] == verdict]
+            ax.hist([r["num_tokens"] for r in got], weights=[r["samples"] for r in got],
+                    bins=30, alpha=0.6, label=verdict)
+        ax.set_xlabel("completion tokens")
+        ax.set_ylabel("samples")
+        ax.legend()
+        svg = report._svg(fig)
+    out.append(report._figure("lengths", "Length distribution by verdict", svg, table))
+    langs = ix.languages()
+    svg = None
+    if langs:
+        fig, ax = plt.subplots(figsize=(8, 3))
+        ax.bar([r["lang"] for r in langs[:15]], [r["samples"] for r in langs[:15]],
+               color="#264653")
+        ax.set_ylabel("samples (final answer language)")
+        svg = report._svg(fig)
+    out.append(report._figure("language", "Language mix", svg, langs))
+    return "".join(out)
+
+
+def building_page(message: str) -> str:
+    """Shown while a run is indexed for the first time: the server is up at once, and this
+    page reloads itself until the index is there."""
+    return ('<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" '
+            'content="1"><title>Indexing · r1data</title><link rel="stylesheet" '
+            'href="/app.css"></head><body><main><h1>Indexing the store</h1>'
+            f'<p id="building">{esc(message)}</p><p class="muted">once per store: the index '
+            'is saved in it (runs/.serve-index), a reopen only reads the shards written since.'
+            ' This page reloads itself.</p></main></body></html>')
 
 
 def compare_page(ix: StoreIndex, p: dict) -> str:
@@ -453,19 +487,29 @@ def _float(p: dict, key: str) -> float | None:
 
 
 # --- app ----------------------------------------------------------------------------------------
-def make_app(store: Store, *, warm: bool = False):
+def make_app(store: Store, *, warm: bool = False, wait: float = 30.0):
     """The FastAPI app over one store; handlers are sync (run in uvicorn's thread pool), each
-    with its own DuckDB cursor. `warm`: index every run in a background thread at once, so
-    the first page does not wait for it."""
+    with its own DuckDB cursor. `warm`: index every run and open the SQL box's connection in
+    a background thread at once, so the first page does not wait for it; `wait`: seconds a
+    page waits for an index being built before it shows the progress instead."""
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
     app = FastAPI(title="r1data", docs_url=None, redoc_url=None, openapi_url=None)
-    ix = StoreIndex(store)
+    ix = StoreIndex(store, wait=wait)
+    cache = query.Cached(store)
     plots = Plots(ix)
+
+    def warm_up() -> None:
+        for run in store.runs():
+            try:
+                ix.ensure(run, wait=24 * 3600)
+            except (Building, InputError):
+                pass  # the page shows it
+        cache.cursor()  # the views, bound once
+
     if warm:
-        threading.Thread(target=lambda: [ix.cursor(r) for r in store.runs()], daemon=True,
-                         name="r1data-serve-index").start()
+        threading.Thread(target=warm_up, daemon=True, name="r1data-serve-warm").start()
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
@@ -481,6 +525,8 @@ def make_app(store: Store, *, warm: bool = False):
                 out = render(dict(request.query_params))
             except InputError as e:
                 return HTMLResponse(layout("Error", f'<p class="error">{esc(e)}</p>'), 400)
+            except Building as e:
+                return HTMLResponse(building_page(str(e)), 202)
             text, status = out if isinstance(out, tuple) else (out, 200)
             return HTMLResponse(text, status)
         handler.__annotations__["request"] = Request  # a string under `annotations`
@@ -490,13 +536,13 @@ def make_app(store: Store, *, warm: bool = False):
     app.get("/prompts")(page(lambda p: prompts_page(ix, p)))
     app.get("/prompt")(page(lambda p: prompt_detail(ix, p)))
     app.get("/compare")(page(lambda p: compare_page(ix, p)))
-    app.get("/sql")(page(lambda p: sql_page(store, p.get("q", ""))))
+    app.get("/sql")(page(lambda p: sql_page(cache, p.get("q", ""))))
     app.get("/plots")(page(lambda p: plots.page()))
 
     @app.get("/sql.csv")
     def sql_csv(q: str = ""):
         try:
-            frame = query.run(store, q).pl()
+            frame = cache.run(q).pl()
         except InputError as e:
             return PlainTextResponse(f"error: {e}\n", 400)
         return Response(frame.write_csv(), media_type="text/csv",
@@ -518,4 +564,5 @@ def serve(store: Store, port: int = PORT) -> None:
     no reloader), so nothing outlives it."""
     import uvicorn
 
-    uvicorn.run(make_app(store, warm=True), host=HOST, port=port, log_level="warning", workers=None)
+    uvicorn.run(make_app(store, warm=True, wait=1.0), host=HOST, port=port,
+                log_level="warning", workers=None)

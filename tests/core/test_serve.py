@@ -191,15 +191,118 @@ def test_plots_are_the_reports(client):
         assert f'data-plot="{section}"><svg' in body
 
 
-def test_plots_page_says_to_come_back_while_drawing(built):
-    from r1data.serve import Plots
+def test_plots_tables_are_the_reports_tables(built):
+    """The plots come from the index's aggregates: each table equals its report over the
+    views (exact quantiles from the length histograms, newest verdicts, all runs)."""
     from r1data.serve_index import StoreIndex
 
-    plots = Plots(StoreIndex(built), wait=0)
-    first = plots.page()
-    assert 'id="drawing"' in first and "<svg" not in first
-    plots.start().join(120)
-    assert plots.page().count("<svg") >= 4
+    ix = StoreIndex(built)
+    funnel = query.run(built, query.report_sql("funnel")).pl().to_dicts()
+    assert sorted(ix.funnel(), key=str) == sorted(funnel, key=str)  # ties: in any order
+    table, stats = ix.pass_rates()
+    assert table == query.run(built, query.report_sql("pass_rate")).pl().to_dicts()
+    views = query.run(built, "SELECT run, n_correct / n AS pass_rate FROM prompt_stats WHERE "
+                             "n_verified > 0 ORDER BY run, prompt_id").pl().to_dicts()
+    assert stats == views and {r["run"] for r in stats} == {"a", "b"}
+    table, hist = ix.lengths()
+    assert table == query.run(built, query.report_sql("lengths")).pl().to_dicts()
+    tokens = query.run(built, """SELECT CASE WHEN v.keep IS NULL THEN 'unfiltered' WHEN v.keep
+        THEN 'kept' ELSE 'rejected' END AS verdict, s.num_tokens, count(*) AS samples
+        FROM samples s LEFT JOIN verdicts v USING (run, prompt_id, sample_idx)
+        WHERE s.num_tokens IS NOT NULL GROUP BY ALL ORDER BY ALL""").pl().to_dicts()
+    assert hist == tokens
+    langs = query.run(built, "SELECT coalesce(lang, 'unknown') AS lang, count(*) AS samples, "
+                             "round(avg(lang_consistency), 3) AS mean_consistency FROM verdicts "
+                             "GROUP BY ALL ORDER BY samples DESC, lang").pl().to_dicts()
+    assert ix.languages() == langs
+
+
+def agrees_with_views(ix, store: Store) -> None:
+    cols = "run, prompt_id, source, domain, n, n_verified, n_correct, n_kept, round(mean_tokens, 6)"
+    for run in store.runs():
+        ix.ensure(run)
+    mine = ix.db.execute(f"SELECT {cols} FROM prompt_stats ORDER BY ALL").fetchall()
+    assert mine == query.run(store, f"SELECT {cols} FROM prompt_stats ORDER BY ALL").fetchall()
+    funnel = query.run(store, query.report_sql("funnel")).pl().to_dicts()
+    assert sorted(ix.funnel(), key=str) == sorted(funnel, key=str)
+    assert ix.lengths()[0] == query.run(store, query.report_sql("lengths")).pl().to_dicts()
+
+
+@pytest.fixture
+def copied(built, tmp_path) -> Store:
+    """A copy of the built store (mtimes kept: its saved index stays valid) to change."""
+    from r1data.serve_index import StoreIndex
+
+    for run in built.runs():
+        StoreIndex(built).update(run)  # saved before the copy
+    shutil.copytree(built.root, tmp_path / "store")
+    return Store(tmp_path / "store")
+
+
+def test_index_is_saved_and_a_reopen_reads_no_shard(copied):
+    """(~1 s) A second index over the store loads the saved tables: nothing is read again."""
+    from r1data.serve_index import StoreIndex
+
+    ix = StoreIndex(copied)
+    assert [ix.update(run) for run in copied.runs()] == [False, False, False]
+    assert ix.progress["a"]["phase"] == "loading the saved index"
+    agrees_with_views(ix, copied)
+    assert (copied.root / "runs" / ".serve-index" / "a.json").is_file()
+
+
+def test_index_reads_new_and_removed_shards_alone(copied):
+    """(~2 s) A new sample shard and a new filter run are read alone (plus the shards of the
+    prompts they touch), a removed verdict shard takes its verdicts away; each time the
+    index agrees with the views again, and a second index sees the same."""
+    from r1data.serve_index import StoreIndex
+
+    ix = StoreIndex(copied)
+    ix.update("a")
+    now = dt.datetime.now(dt.UTC)
+    pid = prompt_ids(copied)[2]
+    text = completion("correct", next(p["answer"] for p in copied.read("prompts").to_pylist()
+                                      if p["prompt_id"] == pid))
+    reasoning, final = split_think(text)
+    copied.write_shard("samples", pa.Table.from_pylist(
+        [{"run": "a", "prompt_id": pid, "sample_idx": 6 + i, "completion": text,
+          "reasoning": reasoning, "final": final, "num_tokens": 7, "finish_reason": "length",
+          "created_at": now} for i in range(2)], schema=SAMPLES_SCHEMA), "a")
+    assert ix.update("a") is True
+    # one new shard, and the two old shards (samples, verdicts) that hold its prompt
+    assert (ix.progress["a"]["done"], ix.progress["a"]["total"]) == (3, 3)
+    agrees_with_views(ix, copied)
+    assert ix.prompt("a", pid)["n"] == 8
+    filter_run(copied, "a", FilterConfig(workers=1), progress=False)  # a second filter run
+    assert ix.update("a") is True
+    agrees_with_views(ix, copied)
+    newest = max(copied.shards("verdicts", "a"), key=lambda f: f.stat().st_mtime_ns)
+    newest.unlink()
+    assert ix.update("a") is True
+    agrees_with_views(ix, copied)
+    again = StoreIndex(copied)
+    assert again.update("a") is False
+    agrees_with_views(again, copied)
+
+
+def test_first_build_shows_its_progress_and_pages_follow(built, tmp_path):
+    """(~1 s) No saved index: the page answers at once (202) with the build's progress, and
+    reloads into the page once the index is there."""
+    from fastapi.testclient import TestClient
+
+    from r1data.serve import make_app
+
+    shutil.copytree(built.root, tmp_path / "store",
+                    ignore=shutil.ignore_patterns(".serve-index"))
+    store = Store(tmp_path / "store")
+    app = TestClient(make_app(store, wait=0))
+    got = app.get("/prompts", params={"run": "a"})
+    assert got.status_code == 202 and 'id="building"' in got.text
+    assert "indexing run a" in got.text and 'http-equiv="refresh"' in got.text
+    deadline = time.monotonic() + 60
+    while (got := app.get("/prompts", params={"run": "a"})).status_code == 202:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert got.status_code == 200 and "4 prompts match" in got.text
 
 
 def test_compare_report_matches_the_plan(built):
