@@ -1,6 +1,7 @@
 """Export a curated set as a Hugging Face DatasetDict (train/test) with a dataset card.
 
-The split is by prompt (a hash of prompt_id), so no problem appears in both train and test.
+The split is by prompt (a hash of prompt_id), so no problem appears in both train and test. Rows
+are streamed from the store a batch at a time (long R1 traces: memory follows the batch).
 An export folder carries a `.r1data-export` marker: r1data replaces a folder it wrote (built
 beside it, then swapped in by rename) and refuses any other non-empty folder unless told to
 overwrite, so a user's folder is never emptied by a mistyped --out.
@@ -41,34 +42,88 @@ def assistant_text(reasoning: str | None, final: str | None, completion: str) ->
     return completion.strip() if reasoning is None else join_think(reasoning, final)
 
 
-def rows_for(store: Store, curated: str, fmt: str) -> list[dict]:
+BATCH_CHARS = 4_000_000  # trace text read and written at a time (~150 R1 traces of 26k)
+_PROMPT_COLUMNS = ("source", "problem", "answer", "domain", "tests", "meta")
+
+
+def curated_samples(store: Store, curated: str) -> tuple[list[dict], list[Path]]:
+    """The set's samples in (prompt_id, sample_idx) order with their prompt's columns and where
+    each sits (`at`: index into the returned shards, row number): everything but the traces,
+    which are read a batch at a time (`batches`)."""
     from r1data import query
 
-    rel = query.run(store, f"""
-        SELECT prompt_id, sample_idx, run, source, problem, answer, domain, tests, meta,
-               completion, reasoning, final
-        FROM curated WHERE curated = '{curated}' ORDER BY prompt_id, sample_idx""")
-    data = rel.pl().to_dicts()
-    if not data:
+    picked = store.shards("curated", curated)
+    con = query.connect(store)
+    runs = [r for (r,) in con.execute(
+        "SELECT DISTINCT run FROM read_parquet(?, union_by_name = true) WHERE curated = ?",
+        [[str(p) for p in picked], curated]).fetchall()] if picked else []
+    shards = [p for run in sorted(runs) for p in store.shards("samples", run)]
+    if not shards:
         raise InputError(f"curated set {curated!r} is empty or missing (run `r1data select`)",
                          path=str(store.root))
-    if fmt == "sft":
-        return [{"messages": [*chat_messages(r["problem"], r["domain"]),
-                              {"role": "assistant",
-                               "content": assistant_text(r["reasoning"], r["final"],
-                                                         r["completion"])}],
-                 "prompt_id": r["prompt_id"], "source": r["source"], "domain": r["domain"]}
-                for r in data]
-    seen, out = set(), []
-    for r in data:  # GRPO: one row per prompt; the policy samples its own completions
-        if r["prompt_id"] in seen:
-            continue
-        seen.add(r["prompt_id"])
-        out.append({"prompt": chat_messages(r["problem"], r["domain"]),
-                    "answer": r["answer"] or "", "domain": r["domain"],
-                    "tests": r["tests"] or "", "meta": r["meta"] or "",
-                    "prompt_id": r["prompt_id"], "source": r["source"]})
-    return out
+    con.read_parquet([str(p) for p in picked], union_by_name=True).create_view("picked")
+    con.read_parquet([str(p) for p in shards], union_by_name=True, filename=True,
+                     file_row_number=True).create_view("run_samples")
+    index = {str(p): i for i, p in enumerate(shards)}
+    cur = con.execute(f"""
+        SELECT c.prompt_id, c.sample_idx, c.run, {", ".join(f"p.{c}" for c in _PROMPT_COLUMNS)},
+               s.filename, s.file_row_number
+        FROM picked AS c
+        JOIN run_samples AS s USING (run, prompt_id, sample_idx)
+        JOIN prompts AS p USING (prompt_id)
+        WHERE c.curated = ? ORDER BY prompt_id, sample_idx""", [curated])
+    names = ["prompt_id", "sample_idx", "run", *_PROMPT_COLUMNS]
+    rows = [dict(zip(names, r[:-2], strict=True)) | {"at": (index[r[-2]], r[-1])}
+            for r in cur.fetchall()]
+    if not rows:
+        raise InputError(f"curated set {curated!r} is empty or missing (run `r1data select`)",
+                         path=str(store.root))
+    return rows, shards
+
+
+def _sft_row(r: dict, text: dict) -> dict:
+    return {"messages": [*chat_messages(r["problem"], r["domain"]),
+                         {"role": "assistant",
+                          "content": assistant_text(text["reasoning"], text["final"],
+                                                    text["completion"])}],
+            "prompt_id": r["prompt_id"], "source": r["source"], "domain": r["domain"]}
+
+
+def _grpo_row(r: dict) -> dict:
+    return {"prompt": chat_messages(r["problem"], r["domain"]),
+            "answer": r["answer"] or "", "domain": r["domain"],
+            "tests": r["tests"] or "", "meta": r["meta"] or "",
+            "prompt_id": r["prompt_id"], "source": r["source"]}
+
+
+def one_per_prompt(samples: list[dict]) -> list[dict]:
+    """GRPO: one row per prompt (its first sample); the policy samples its own completions."""
+    seen: set[str] = set()
+    return [r for r in samples if not (r["prompt_id"] in seen or seen.add(r["prompt_id"]))]
+
+
+def batches(samples: list[dict], shards: list[Path], fmt: str) -> Iterator[list[dict]]:
+    """The dataset rows of `samples` (curated_samples, in order), a batch of about
+    BATCH_CHARS of trace text at a time: an export never holds the set whole."""
+    from r1data.store import rows_per_batch, take
+
+    if fmt == "grpo":  # no trace text: prompts only
+        for i in range(0, len(samples), 4096):
+            yield [_grpo_row(r) for r in samples[i:i + 4096]]
+        return
+    size = rows_per_batch(shards, BATCH_CHARS)
+    for i in range(0, len(samples), size):
+        part = samples[i:i + size]
+        texts = take(shards, (r["at"] for r in part), ["completion", "reasoning", "final"])
+        yield [_sft_row(r, texts[r["at"]]) for r in part]
+
+
+def rows_for(store: Store, curated: str, fmt: str) -> list[dict]:
+    """Every row of the export as one list (for small sets: harvest's cold start)."""
+    samples, shards = curated_samples(store, curated)
+    if fmt == "grpo":
+        samples = one_per_prompt(samples)
+    return [r for b in batches(samples, shards, fmt) for r in b]
 
 
 def dataset_card(store: Store, curated: str, fmt: str, counts: dict[str, int]) -> str:
@@ -187,43 +242,73 @@ def replacing(out: str | Path, *, overwrite: bool = False, what: str = "export"
             shutil.rmtree(leftover, ignore_errors=True)
 
 
+def _write_split(folder: Path, parquet: Path, rows: Iterator[list[dict]], features) -> None:
+    """Stream a split's rows into the Arrow file its save_to_disk folder names (state.json,
+    written by datasets for a one-row stand-in) and into `parquet`, a batch at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets.arrow_writer import ArrowWriter
+
+    (data,) = json.loads((folder / "state.json").read_text())["_data_files"]
+    target = folder / data["filename"]
+    tmp = target.with_name(f".{target.name}.tmp")
+    schema = features.arrow_schema
+    arrow = ArrowWriter(features=features, path=str(tmp))
+    short = [c for c in ("prompt_id", "source", "domain") if c in schema.names]
+    with pq.ParquetWriter(parquet, schema, use_dictionary=short) as pw:
+        for batch in rows:  # one row group a batch: readers decode a group whole
+            table = pa.Table.from_pylist(batch, schema=schema)
+            arrow.write_table(table)
+            pw.write_table(table)
+    arrow.finalize()
+    arrow.close()
+    os.replace(tmp, target)
+
+
 def export(store: Store, curated: str, out: str | Path, *, fmt: Literal["sft", "grpo"] = "sft",
            test_size: float = 0.1, push_to_hub: str | None = None, private: bool = True,
            overwrite: bool = False) -> dict:
     """Write DIR (save_to_disk), DIR/data/<split>.parquet and DIR/README.md; optionally push.
-    DIR must be empty, absent or an earlier export unless `overwrite`."""
+    DIR must be empty, absent or an earlier export unless `overwrite`.
+
+    The rows are streamed from the store a batch at a time into both files (the datasets
+    library writes its folder's metadata for a one-row stand-in of each split, whose Arrow
+    file is then replaced by the streamed one): memory follows the batch, not the set."""
     import datasets
-    import pyarrow.parquet as pq
 
     check_name("curated", curated)
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (sft or grpo)")
     if not 0 <= test_size < 1:
         raise InputError("test size must be in [0, 1)")
-    rows = rows_for(store, curated, fmt)
-    ids = sorted({r["prompt_id"] for r in rows})
+    samples, shards = curated_samples(store, curated)
+    if fmt == "grpo":
+        samples = one_per_prompt(samples)
+    ids = sorted({r["prompt_id"] for r in samples})
     test_ids = {p for p in ids if _in_test(p, test_size)}
     if test_size > 0 and len(ids) > 1 and not test_ids:  # small sets still get a test prompt
         test_ids = {ids[0]}
     if len(test_ids) == len(ids):
         test_ids = set()
-    splits = {"train": [r for r in rows if r["prompt_id"] not in test_ids],
-              "test": [r for r in rows if r["prompt_id"] in test_ids]}
+    splits = {"train": [r for r in samples if r["prompt_id"] not in test_ids],
+              "test": [r for r in samples if r["prompt_id"] in test_ids]}
     # An empty split saves as 0 shards that load_from_disk cannot read back: leave it out.
-    features = datasets.Dataset.from_list(rows[:1]).features
-    dd = datasets.DatasetDict({s: datasets.Dataset.from_list(v, features=features)
-                               for s, v in splits.items() if v})
+    splits = {s: v for s, v in splits.items() if v}
+    first = next(batches(samples[:1], shards, fmt))[0]
+    features = datasets.Dataset.from_list([first]).features
     out = Path(out)
-    counts = {s: len(ds) for s, ds in dd.items()}
+    counts = {s: len(v) for s, v in splits.items()}
     card = dataset_card(store, curated, fmt, counts)
     with store.lock("export", curated), replacing(out, overwrite=overwrite) as staging:
-        dd.save_to_disk(str(staging))
+        datasets.DatasetDict({s: datasets.Dataset.from_list([first], features=features)
+                              for s in splits}).save_to_disk(str(staging))
         (staging / "data").mkdir()
-        for s, ds in dd.items():
-            pq.write_table(ds.data.table, staging / "data" / f"{s}.parquet")
+        for s, part in splits.items():
+            _write_split(staging / s, staging / "data" / f"{s}.parquet",
+                         batches(part, shards, fmt), features)
         (staging / "README.md").write_text(card)
     if push_to_hub:
-        dd.push_to_hub(push_to_hub, private=private)
+        datasets.load_from_disk(str(out)).push_to_hub(push_to_hub, private=private)
         from huggingface_hub import HfApi
 
         HfApi().upload_file(path_or_fileobj=str(out / "README.md"), path_in_repo="README.md",

@@ -163,17 +163,10 @@ def _candidates(con, shards: list[Path], run: str, seed: int) -> dict[str, list[
 def _chunks(prompts: list[tuple[str, list[_Cand]]], shards: list[Path]
             ) -> Iterator[list[tuple[str, list[_Cand]]]]:
     """Prompts in the order their samples sit in the shards, in groups of about BATCH_CHARS of
-    completion (the mean row's size from the Parquet footers): a group's text is read at once."""
-    import pyarrow.parquet as pq
+    completion (rows_per_batch): a group's text is read at once, each row group about once."""
+    from r1data.store import rows_per_batch
 
-    rows = text = 0
-    for p in shards:
-        meta = pq.ParquetFile(p).metadata
-        rows += meta.num_rows
-        text += sum(meta.row_group(g).column(c).total_uncompressed_size
-                    for g in range(meta.num_row_groups) for c in range(meta.num_columns)
-                    if meta.row_group(g).column(c).path_in_schema == "completion")
-    budget = max(1, BATCH_CHARS * rows // max(text, 1))
+    budget = rows_per_batch(shards, BATCH_CHARS)
     group: list[tuple[str, list[_Cand]]] = []
     size = 0
     for item in sorted(prompts, key=lambda it: min((c.shard, c.row) for c in it[1])):
@@ -188,14 +181,10 @@ def _chunks(prompts: list[tuple[str, list[_Cand]]], shards: list[Path]
 
 def _texts(shards: list[Path], group: list[tuple[str, list[_Cand]]]) -> dict[tuple, str]:
     """(shard, row) -> completion of every candidate of a group of prompts."""
-    from r1data.store import read_rows
+    from r1data.store import take
 
-    where: dict[int, list[int]] = {}
-    for _, cands in group:
-        for c in cands:
-            where.setdefault(c.shard, []).append(c.row)
-    return {(s, r): v["completion"] for s, rows in sorted(where.items())
-            for r, v in read_rows(shards[s], rows, ["completion"])}
+    got = take(shards, ((c.shard, c.row) for _, cands in group for c in cands), ["completion"])
+    return {k: v["completion"] for k, v in got.items()}
 
 
 def _keep(cands: list[_Cand], texts: dict[tuple, str], cfg: SelectConfig, rep: SelectReport

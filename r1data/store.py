@@ -255,6 +255,30 @@ def read_rows(shard: Path, rows: Iterable[int], columns: list[str], batch_rows: 
         first = stop
 
 
+def take(shards: list[Path], where: Iterable[tuple[int, int]], columns: list[str]
+         ) -> dict[tuple[int, int], dict]:
+    """The values of rows picked by (index into `shards`, row number), read shard by shard
+    with read_rows: one batch of a stage's rows, never the shards whole."""
+    by_shard: dict[int, list[int]] = {}
+    for s, r in where:
+        by_shard.setdefault(s, []).append(r)
+    return {(s, r): v for s, rows in sorted(by_shard.items())
+            for r, v in read_rows(shards[s], rows, columns)}
+
+
+def rows_per_batch(shards: list[Path], batch_bytes: int, column: str = "completion") -> int:
+    """About how many rows hold batch_bytes of `column`, from the shards' Parquet footers
+    (uncompressed sizes): the batch size of a stage that reads that column by position."""
+    rows = size = 0
+    for p in shards:
+        meta = pq.ParquetFile(p).metadata
+        rows += meta.num_rows
+        size += sum(meta.row_group(g).column(c).total_uncompressed_size
+                    for g in range(meta.num_row_groups) for c in range(meta.num_columns)
+                    if meta.row_group(g).column(c).path_in_schema == column)
+    return max(1, batch_bytes * rows // max(size, 1))
+
+
 def write_json_atomic(obj: dict | list, path: Path) -> Path:
     """Manifests are JSON, replaced atomically like shards."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
