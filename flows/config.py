@@ -17,12 +17,16 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from r1data.adaptive import AdaptiveConfig
 from r1data.coldstart import write_cold_start
 from r1data.config import DEFAULT_TEACHER, GenerateConfig, signature_defaults
 from r1data.errors import ConfigError
 from r1data.evaluate import evaluate
+from r1data.exam import ExamConfig
 from r1data.export import export
 from r1data.filtering import FilterConfig
+from r1data.general import GeneralPrompts
+from r1data.harvest import TRAIN_GYM, HarvestConfig
 from r1data.selection import SelectConfig
 from r1data.synth import synth_prompts
 from r1data.trainers.grpo import GRPOConfig
@@ -45,6 +49,16 @@ class _Section(_Strict):
             library) else list(library.model_fields)
         own = {k: getattr(self, k) for k in names if k in type(self).model_fields}
         return library(**{**own, **chained})
+
+    def _check(self, library: type, **chained) -> None:
+        """Build the library config once, so its own checks (validators, __post_init__) fail
+        at load time, with the YAML field named, not when the stage runs."""
+        try:
+            self.to(library, **chained)
+        except ValidationError as e:
+            raise ValueError(e.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
 
 
 def library_section(base: type[_Section], library: type, *, drop: tuple[str, ...] = ()):
@@ -88,6 +102,16 @@ class PromptsStage(_Strict):
     add: list[AddPrompts] = []
 
 
+class _AdaptiveStage(_Section):
+    """`generate.adaptive:` (AdaptiveConfig's fields; band and K default to selection's)."""
+
+    def model_post_init(self, _ctx) -> None:
+        self._check(AdaptiveConfig)
+
+
+AdaptiveStage = library_section(_AdaptiveStage, AdaptiveConfig)
+
+
 class _GenerateStage(_Section):
     """Rejection sampling: the teacher samples n answers per prompt (GenerateConfig's fields)."""
 
@@ -99,6 +123,9 @@ class _GenerateStage(_Section):
     # Scale-out: the prompts are split into this many parts, each a task on the task runner
     # (Dask workers; with the openai engine each part talks to the next base_url).
     partitions: int = Field(1, ge=1)
+    # Adaptive sampling (r1data.adaptive): rounds of samples, a prompt stops once selection's
+    # verdict on it is decided; null: every prompt gets all n samples.
+    adaptive: AdaptiveStage | None = None
 
 
 GenerateStage = library_section(_GenerateStage, GenerateConfig)
@@ -150,15 +177,38 @@ class EvalStage(_Strict):
     max_model_len: int | None = _default(evaluate, "max_model_len")
 
 
+class _HarvestStage(_Section):
+    """`cold_start.harvest:` the base model's own verified samples rewritten into the R1 format
+    (r1data.harvest; HarvestConfig's fields, the model is cold_start.model)."""
+
+    def model_post_init(self, _ctx) -> None:
+        unknown = [f for f in self.gym if f not in TRAIN_GYM]
+        if unknown:  # an exam family among them would leak the exam into training
+            raise ValueError(f"not a harvest family: {', '.join(unknown)} (known: "
+                             f"{', '.join(TRAIN_GYM)})")
+        self._check(HarvestConfig, model="base")
+
+
+HarvestStage = library_section(_HarvestStage, HarvestConfig, drop=("model",))
+
+
 class _ColdStartStage(_Section):
-    """R1 stage 1: SFT of the base model on a few worked solutions in the R1 format, so the
-    teacher (or the RL policy) starts from readable <think> answers (SFTConfig's fields)."""
+    """R1 stage 1: SFT of the base model on worked solutions in the R1 format, so the teacher
+    (or the RL policy) starts from readable <think> answers (SFTConfig's fields). The data is
+    one of: `data` (a folder), `harvest` (the base's own verified samples, the R1 way), or
+    `synth` (written worked solutions, the default)."""
 
     model: str = DEFAULT_TEACHER  # the base model
     data: str | None = None  # an SFT folder (`messages`); default: synthetic worked solutions
     # disjoint from the store's prompts (their problems are excluded too)
     synth: SynthPrompts = SynthPrompts(n=64, seed=_default(write_cold_start, "seed"))
+    harvest: HarvestStage | None = None  # self-harvested instead of written (issue 10)
     out: str | None = None  # default: <store>/../policies/<name>-cold
+
+    def model_post_init(self, _ctx) -> None:
+        if self.data and self.harvest is not None:
+            raise ValueError("cold_start.data and cold_start.harvest are alternatives: "
+                             "set one")
 
 
 ColdStartStage = library_section(_ColdStartStage, SFTConfig, drop=_RUN_ONLY)
@@ -171,9 +221,35 @@ class _RLStage(_Section):
 
     model: str = DEFAULT_TEACHER  # r1_zero's base model
     out: str | None = None  # default: <store>/../policies/<name> (rl2: <name>-rl2)
+    # Exam the policy every N steps (needs `exam:`): GRPO runs in segments of N steps, each
+    # resuming from the last one's checkpoint (constant lr, step-seeded prompts: the same
+    # curve), and the weights after each are kept in <out>/steps/step-<N> for the exam.
+    exam_every: int = Field(0, ge=0)
 
 
 RLStage = library_section(_RLStage, GRPOConfig, drop=_RUN_ONLY)
+
+
+class _GeneralStage(_Section):
+    """`rl2.general:` IFEval-style seeded prompts and optionally IFBench's (GeneralPrompts'
+    fields), split by prompt id like the reasoning prompts: the test side is never trained."""
+
+    exam_k: int = Field(4, ge=1)  # samples per instruction-exam prompt
+    exam_max_tokens: int = Field(256, ge=1)
+
+
+GeneralStage = library_section(_GeneralStage, GeneralPrompts)
+
+
+class _ExamStage(_Section):
+    """`exam:` the held-out exam (r1data.exam; ExamConfig's fields) for every model the flow
+    makes, with and without the R1 suffix; null (the default): no exam."""
+
+    def model_post_init(self, _ctx) -> None:
+        self._check(ExamConfig)
+
+
+ExamStage = library_section(_ExamStage, ExamConfig)
 
 
 class _SecondRLStage(_RLStage):
@@ -182,6 +258,9 @@ class _SecondRLStage(_RLStage):
 
     rewards: dict[str, float] = {"accuracy": 1.0, "format": 0.2, "language": 0.1,
                                  "repetition": 0.1}
+    # General instruction prompts mixed into the reasoning prompts (r1data.general): the RL
+    # data of stage 4 and its instruction exam (before and after); null: math prompts only.
+    general: GeneralStage | None = None
 
 
 SecondRLStage = library_section(_SecondRLStage, GRPOConfig, drop=_RUN_ONLY)
@@ -200,10 +279,11 @@ class PipelineConfig(_Strict):
     export: ExportStage = ExportStage()
     student: StudentStage = StudentStage()
     rl: RLStage = RLStage()
-    eval: EvalStage = EvalStage()
+    eval: EvalStage | None = EvalStage()  # null: no R1 evaluation on the held-out task prompts
     cold_start: ColdStartStage | None = None  # distill/curate: cold-start the teacher first
     sft: StudentStage = StudentStage()  # r1_pipeline stage 3: SFT of the base on curated data
     rl2: SecondRLStage = SecondRLStage()
+    exam: ExamStage | None = None  # every model the flow makes, on the held-out exam
 
     def model_post_init(self, _ctx) -> None:
         """Models the pipeline trains are chained, not named twice: say which one wins."""
@@ -216,6 +296,8 @@ class PipelineConfig(_Strict):
                                  "(set cold_start.model for the base model)")
         if self.flow == "r1_pipeline" and self.cold_start is None:
             self.cold_start = ColdStartStage()
+        if (self.rl.exam_every or self.rl2.exam_every) and self.exam is None:
+            raise ValueError("rl.exam_every / rl2.exam_every need an exam: section")
 
     def _out(self, out: str | None, folder: str, name: str) -> Path:
         """A stage's `out`, else <store>/../<folder>/<name>."""
@@ -249,6 +331,10 @@ class PipelineConfig(_Strict):
         """The task prompts as a GRPO dataset (r1_zero, r1_pipeline)."""
         return Path(str(self.export_dir()) + "-rl")
 
+    def rl2_data_dir(self) -> Path:
+        """Stage 4's data: the task prompts mixed with general ones (rl2.general)."""
+        return Path(str(self.export_dir()) + "-rl2")
+
 
 def load_pipeline(path: str | Path) -> PipelineConfig:
     """Read and validate; every error names the file and the field."""
@@ -267,7 +353,7 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
         where = f"field {loc!r}: " if loc else ""
-        raise ConfigError(f"{path}: {where}{err['msg']}") from None
+        raise ConfigError(f"{path}: {where}{err['msg'].removeprefix('Value error, ')}") from None
     base = path.parent
     if not Path(cfg.store).is_absolute():  # paths in the file are relative to the file
         cfg.store = str((base / cfg.store).resolve())

@@ -11,6 +11,18 @@ from prefect.artifacts import create_markdown_artifact
 from r1data.flows.config import PipelineConfig
 
 
+def exam_results(results: dict) -> dict[str, dict]:
+    """The flow's exams in the order it ran them: who (base, teacher, ...) -> exam scores."""
+    return {k.removeprefix("exam_"): v for k, v in results.items() if k.startswith("exam_")}
+
+
+def exam_table(exams: dict[str, dict]) -> str:
+    """The held-out exam, one line per model (r1data.exam.table)."""
+    from r1data.exam import table
+
+    return table(exams)
+
+
 def report_markdown(cfg: PipelineConfig, results: dict) -> str:
     """The run's artifact: funnel, pass rates, evaluations and where the outputs are."""
     from r1data import query
@@ -43,6 +55,24 @@ def report_markdown(cfg: PipelineConfig, results: dict) -> str:
         lines.append(f"- report: `{results['html']}`")
     if results.get("serve"):
         lines.append(f"- browse the store: `{results['serve']}`")
+    cold = results.get("cold_data") or {}
+    if "funnel" in cold:  # the self-harvested cold start
+        lines += ["", "## Cold start (self-harvested)", "", "| step | count |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in cold["funnel"].items() if k != "selection"]
+        lines += [f"| selection {k} | {v} |" for k, v in cold["funnel"]["selection"].items()
+                  if isinstance(v, (int, float))]
+        lines += ["", "Distinctness of the base model's correct samples: "
+                  + ", ".join(f"{k} {v}" for k, v in cold["distinct"].items())]
+    exams = exam_results(results)
+    if exams:
+        lines += ["", f"## Held-out exam (k={cfg.exam.k}, T 0.6, top-p 0.95)", "",
+                  exam_table(exams)]
+    ifexams = [results[k] for k in ("ifexam_sft", "ifexam_final") if k in results]
+    if ifexams:
+        lines += ["", "## Instruction following (stage 4's held-out general prompts)", "",
+                  "| run | prompts | k | instruction rate | prompt rate |", "|---|---|---|---|---|"]
+        lines += [f"| {e['run']} | {e['prompts']} | {e['k']} | {e['instruction_rate']} | "
+                  f"{e['prompt_rate']} |" for e in ifexams]
     evals = [results[k] for k in ("eval", "eval_student") if k in results]
     if evals:
         lines += ["", "## Evaluation (R1 protocol)", "",
@@ -52,16 +82,21 @@ def report_markdown(cfg: PipelineConfig, results: dict) -> str:
     return "\n".join(lines)
 
 
-def html_report(cfg: PipelineConfig) -> Path:
-    """The offline HTML page next to the store, with every training log the flow wrote."""
+def html_report(cfg: PipelineConfig, results: dict | None = None) -> Path:
+    """The offline HTML page next to the store, with every training log the flow wrote, the
+    flow's exams in its order and, with exam_every, each policy's exam curve by its reward."""
     from r1data.report import render
     from r1data.store import Store
 
     dirs = [cfg.cold_dir(), cfg.policy_dir(), cfg.sft_dir(), cfg.policy2_dir(),
             cfg.student_dir()]
     logs = [d / "metrics.jsonl" for d in dirs if (d / "metrics.jsonl").exists()]
+    curves = {prefix: d / "metrics.jsonl" for prefix, d, r in (
+        ("rl", cfg.policy_dir(), cfg.rl), ("final", cfg.policy2_dir(), cfg.rl2))
+        if r.exam_every and (d / "metrics.jsonl").exists()}
     return render(Store(cfg.store), Path(cfg.store).parent / "reports" / f"{cfg.name}.html",
-                  logs)
+                  logs, exam_labels=list(exam_results(results or {})) or None,
+                  exam_curves=curves)
 
 
 def serve_command(cfg: PipelineConfig) -> str:

@@ -10,9 +10,10 @@ The flows (pipelines.py) chain them in the order of DeepSeek-R1 §2.3:
   R1 stage 2, reasoning RL       export_rl_prompts, reasoning_rl (R1-Zero: from the base model)
   R1 stage 3, rejection sampling generate_samples (generate_part), filter_samples,
                                  select_samples, export_curated; then sft_on_curated
-  R1 stage 4, second RL          second_rl
+  R1 stage 4, second RL          mixed_rl_prompts (rl2.general), second_rl
   distillation                   export_exam, distill_student
-  evaluation                     evaluate_model (any model, any run)
+  evaluation                     evaluate_model (any model, any run), exam_model (the held-out
+                                 exam, per model: exam_<who>), instruction_exam_model
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from prefect import task
 
 from r1data.errors import InputError, R1DataError
 from r1data.flows.config import PipelineConfig
-from r1data.flows.keys import folder_stamp, shard_names, stage_config, stage_key
+from r1data.flows.keys import TASK_PROMPTS, folder_stamp, shard_names, stage_config, stage_key
 from r1data.store import Store
 
 
@@ -116,20 +117,54 @@ def _train_sft(data: Path, model: str, out: Path, st) -> dict:
     return {"model": str(out / "model"), **last}
 
 
+def held_out(cfg: PipelineConfig) -> set[str]:
+    """Problems no cold start may train on: the store's prompts (curated or evaluated later;
+    not the harvest's own) and the flow's exam."""
+    from r1data import query
+
+    seen = {r[0] for r in query.run(Store(cfg.store), "SELECT problem FROM prompts WHERE "
+                                    "source NOT LIKE 'harvest/%'").fetchall()}
+    if cfg.exam is not None:
+        from r1data.exam import ExamConfig, exam_rows
+
+        seen |= {r["problem"] for r in exam_rows(cfg.exam.to(ExamConfig))}
+    return seen
+
+
+def _harvest(cfg: PipelineConfig) -> dict:
+    """The self-harvested cold start; the harvest's runs are resampled when its settings or
+    base model changed (a rerun with the same ones resumes what the store holds)."""
+    from r1data.harvest import HarvestConfig, harvest
+    from r1data.models import resolve
+
+    cs = cfg.cold_start
+    hc = cs.harvest.to(HarvestConfig, model=resolve(cs.model))
+    store = Store(cfg.store)
+    old = (store.read_manifest("export", hc.name) or {}).get("config")
+    if old is not None and old != hc.model_dump():
+        print(f"harvest settings changed: dropping runs {hc.name!r}, {hc.name + '-r1'!r}")
+        for run in (hc.name, f"{hc.name}-r1"):
+            store.drop_run(run)
+    out = cold_data_dir(cfg)
+    shutil.rmtree(out, ignore_errors=True)
+    return harvest(store, hc, out, exclude=held_out(cfg), progress=False)
+
+
 @stage("cold_data", reads=lambda cfg: [("prompts",)],
        done=lambda cfg: (cold_data_dir(cfg) / "dataset_dict.json").exists())
 def cold_start_data(cfg: PipelineConfig) -> dict:
-    """Worked solutions in the R1 format for the cold start, none of them a prompt of the store."""
-    from r1data import query
+    """The cold start's SFT rows in the R1 format, none of them a task or exam prompt: a given
+    folder, the base model's own verified samples (harvest), or written worked solutions."""
     from r1data.coldstart import write_cold_start
 
     cs = cfg.cold_start
     if cs.data:
         _need(Path(cs.data) / "dataset_dict.json", "cold_start.data is not a dataset folder")
         return {"out": cs.data}
-    seen = {r[0] for r in query.run(Store(cfg.store), "SELECT problem FROM prompts").fetchall()}
+    if cs.harvest is not None:
+        return _harvest(cfg)
     return write_cold_start(cold_data_dir(cfg), cs.synth.kinds, cs.synth.n, seed=cs.synth.seed,
-                            level=cs.synth.level, exclude=seen)
+                            level=cs.synth.level, exclude=held_out(cfg))
 
 
 @stage("cold_start", reads=lambda cfg: [cold_data_dir(cfg)],
@@ -143,13 +178,30 @@ def cold_start_sft(cfg: PipelineConfig) -> dict:
 
 
 # --- R1 stage 2: reasoning RL (R1-Zero) -----------------------------------------------------------
+def step_dir(out: Path, step: int) -> Path:
+    """Where `exam_every` keeps the policy's weights after `step` GRPO steps."""
+    return out / "steps" / f"step-{step:05d}"
+
+
+def exam_steps(r) -> list[int]:
+    """The steps after which the policy is examined (rl.exam_every): every N, and the last."""
+    if not r.exam_every:
+        return []
+    return [*range(r.exam_every, r.max_steps, r.exam_every), r.max_steps]
+
+
 def _train_grpo(data: Path, model: str, out: Path, r) -> dict:
-    """One GRPO stage (R1-Zero, reasoning RL, second RL) into a fresh folder."""
+    """One GRPO stage (R1-Zero, reasoning RL, second RL) into a fresh folder. With
+    `exam_every`, in segments of that many steps, each resuming from the checkpoint the last
+    one wrote (trainers/checkpoint.py), its weights kept in steps/step-<N> for the exam."""
     from r1data.trainers.grpo import GRPOConfig, train_grpo
 
     shutil.rmtree(out, ignore_errors=True)
-    last = train_grpo(r.to(GRPOConfig, data=str(data), model=model, out=str(out), save_every=0),
-                      progress=False)
+    for end in exam_steps(r) or [r.max_steps]:
+        last = train_grpo(r.to(GRPOConfig, data=str(data), model=model, out=str(out),
+                               save_every=0, max_steps=end), progress=False)
+        if r.exam_every:
+            shutil.copytree(out / "model", step_dir(out, end) / "model")
     return {"model": str(out / "model"), **last}
 
 
@@ -159,7 +211,7 @@ def export_rl_prompts(cfg: PipelineConfig) -> dict:
     """The task prompts as a GRPO dataset (RL needs no teacher samples), split by prompt id."""
     from r1data.export import export_prompts
 
-    return export_prompts(Store(cfg.store), cfg.rl_data_dir(), where=cfg.generate.where,
+    return export_prompts(Store(cfg.store), cfg.rl_data_dir(), where=_task_where(cfg),
                           sources=cfg.generate.sources, test_size=cfg.export.test_size)
 
 
@@ -193,15 +245,35 @@ def _generate_config(cfg: PipelineConfig, teacher: Path | None):
                 system_prompt=system)
 
 
-def _generate_where(cfg: PipelineConfig) -> str | None:
-    """In r1_pipeline the held-out prompts stay unseen until the evaluation."""
+def _task_where(cfg: PipelineConfig) -> str:
+    """generate.where over the task prompts only: never the exam's, the harvest's or an
+    evaluation's prompts (keys.TASK_PROMPTS), which stages add to the store as they run."""
     where = cfg.generate.where
+    return f"({where}) AND {TASK_PROMPTS}" if where else TASK_PROMPTS
+
+
+def _generate_where(cfg: PipelineConfig) -> str:
+    """The prompts the teacher samples: task prompts; in r1_pipeline the held-out ones stay
+    unseen until the evaluation."""
+    where = _task_where(cfg)
     if cfg.flow != "r1_pipeline":
         return where
     from r1data.export import not_test_sql
 
-    held = not_test_sql(cfg.export.test_size)
-    return f"({where}) AND {held}" if where else held
+    return f"{where} AND {not_test_sql(cfg.export.test_size)}"
+
+
+def _adaptive(cfg: PipelineConfig):
+    """generate.adaptive as the library's AdaptiveConfig (None: full sampling); the band and K
+    it leaves unset are the flow's select section's, so sampling stops where selection would."""
+    from r1data.adaptive import AdaptiveConfig
+
+    a = cfg.generate.adaptive
+    if a is None:
+        return None
+    band = {k: getattr(cfg.select, k) for k in ("min_pass_rate", "max_pass_rate", "k")
+            if k not in a.model_fields_set}
+    return a.to(AdaptiveConfig, **band)
 
 
 def reset_if_teacher_changed(cfg: PipelineConfig, teacher: Path | None) -> bool:
@@ -241,7 +313,8 @@ def generate_part(cfg: PipelineConfig, teacher: Path | None, part: int) -> dict:
         k = part % len(gc.base_url)
         gc.base_url = gc.base_url[k:] + gc.base_url[:k]
     quoted = ", ".join(f"'{i}'" for i in mine)
-    rep = generate(store, gc, g.run, where=f"prompt_id IN ({quoted})", progress=False)
+    rep = generate(store, gc, g.run, where=f"prompt_id IN ({quoted})", progress=False,
+                   adaptive=_adaptive(cfg))
     return {"part": part, **asdict(rep)}
 
 
@@ -253,7 +326,8 @@ def generate_samples(cfg: PipelineConfig, teacher: Path | None) -> dict:
 
     g = cfg.generate
     rep = generate(Store(cfg.store), _generate_config(cfg, teacher), g.run,
-                   where=_generate_where(cfg), sources=g.sources, limit=g.limit, progress=False)
+                   where=_generate_where(cfg), sources=g.sources, limit=g.limit, progress=False,
+                   adaptive=_adaptive(cfg))
     return asdict(rep)
 
 
@@ -311,11 +385,30 @@ def sft_on_curated(cfg: PipelineConfig) -> dict:
 
 
 # --- R1 stage 4: RL for all scenarios -------------------------------------------------------------
-@stage("rl2", reads=lambda cfg, start: [("prompts",), start],
+def rl2_data(cfg: PipelineConfig) -> Path:
+    """Stage 4's prompts: the task prompts, mixed with general ones when rl2.general is set."""
+    return cfg.rl2_data_dir() if cfg.rl2.general is not None else cfg.rl_data_dir()
+
+
+@stage("rl2_data", reads=lambda cfg: [cfg.rl_data_dir()],
+       done=lambda cfg: (cfg.rl2_data_dir() / "dataset_dict.json").exists())
+def mixed_rl_prompts(cfg: PipelineConfig) -> dict:
+    """R1 §2.3.4: the reasoning prompts (their split kept) plus general instruction prompts,
+    split by prompt id; the general test side is the instruction exam."""
+    from r1data.general import GeneralPrompts, mixed_rl_data
+
+    return mixed_rl_data(cfg.rl_data_dir(), cfg.rl2_data_dir(),
+                         cfg.rl2.general.to(GeneralPrompts), test_size=cfg.export.test_size,
+                         overwrite=True)
+
+
+@stage("rl2", reads=lambda cfg, start: [("prompts",), start, *(
+    [cfg.rl2_data_dir()] if cfg.rl2.general is not None else [])],
        done=lambda cfg, start: _has_model(cfg.policy2_dir()))
 def second_rl(cfg: PipelineConfig, start: Path) -> dict:
-    """GRPO from the stage-3 model with general rewards (language, repetition) beside accuracy."""
-    return _train_grpo(cfg.rl_data_dir(), str(start), cfg.policy2_dir(), cfg.rl2)
+    """GRPO from the stage-3 model with general rewards (language, repetition; with
+    rl2.general also instruction following) beside accuracy."""
+    return _train_grpo(rl2_data(cfg), str(start), cfg.policy2_dir(), cfg.rl2)
 
 
 # --- distillation ---------------------------------------------------------------------------------
@@ -353,3 +446,68 @@ def evaluate_model(cfg: PipelineConfig, model: Path, data: Path, run: str) -> di
     return evaluate(store, str(model), data, k=cfg.eval.k, split=split, run=run,
                     max_tokens=cfg.eval.max_tokens, max_model_len=cfg.eval.max_model_len,
                     progress=False)
+
+
+def _model_ref(model: str | Path) -> str | Path:
+    """A model for cache keys: a folder the flow trained by its weights, a base model by name
+    (resolved when prepared)."""
+    if isinstance(model, Path):
+        return model
+    from r1data.models import resolve
+
+    try:
+        return Path(resolve(model)) if Path(resolve(model)).is_dir() else model
+    except InputError:
+        return model
+
+
+def _exam_manifests(cfg: PipelineConfig, who: str) -> list[dict | None]:
+    from r1data.exam import run_name
+
+    store = Store(cfg.store)
+    return [store.read_manifest("eval", run_name(who, s)) for s in (True, False)]
+
+
+def examined(cfg: PipelineConfig, model: str | Path, who: str) -> bool:
+    """Both exam runs of `who` are in the store, for this exam config and this model."""
+    from r1data.exam import ExamConfig
+    from r1data.models import resolve
+
+    want = asdict(cfg.exam.to(ExamConfig))
+    try:
+        name = resolve(str(model))
+    except InputError:
+        return False
+    return all(m is not None and m.get("exam") == want and m.get("model") == name
+               for m in _exam_manifests(cfg, who))
+
+
+@stage("exam", reads=lambda cfg, model, who: [_model_ref(model)], done=examined)
+def exam_model(cfg: PipelineConfig, model: str | Path, who: str) -> dict:
+    """The held-out exam (r1data.exam) for one model, runs exam-<who>-suffix / -plain: pass@1
+    with its 95% interval, R1-format rate and last answer, with and without the R1 suffix. A
+    base model (by name) already examined with these settings in this store is not re-run."""
+    from r1data.exam import ExamConfig, evaluate_exam, run_name, scores
+    from r1data.models import resolve
+
+    store, ec = Store(cfg.store), cfg.exam.to(ExamConfig)
+    runs = [run_name(who, s) for s in (True, False)]
+    if not isinstance(model, Path) and examined(cfg, model, who):
+        return scores(store, runs, ec.bootstrap)
+    for run in runs:  # the task runs again only when the model or the exam changed
+        store.drop_run(run)
+    return evaluate_exam(store, resolve(str(model)), who, ec, progress=False)
+
+
+@stage("ifexam", reads=lambda cfg, model, who: [model, cfg.rl2_data_dir()],
+       done=lambda cfg, model, who: Store(cfg.store).read_manifest(
+           "eval", f"ifexam-{who}") is not None)
+def instruction_exam_model(cfg: PipelineConfig, model: Path, who: str) -> dict:
+    """Instruction following (r1data.general) on the general prompts stage 4 never trains on,
+    run ifexam-<who>: before stage 4 (the stage-3 model) and after it."""
+    from r1data.general import instruction_exam
+
+    g, store = cfg.rl2.general, Store(cfg.store)
+    store.drop_run(f"ifexam-{who}")
+    return instruction_exam(store, str(model), cfg.rl2_data_dir(), run=f"ifexam-{who}",
+                            k=g.exam_k, max_tokens=g.exam_max_tokens, seed=g.seed)

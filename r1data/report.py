@@ -9,6 +9,7 @@ import datetime as dt
 import html
 import io
 import json
+import re
 from pathlib import Path
 
 from r1data import query
@@ -154,12 +155,110 @@ def training_section(logs: list[Path]) -> str:
     return _figure("training", "Training curves (reward, KL, loss)", svg, rows)
 
 
-def render(store: Store, out: str | Path, train_logs: list[str | Path] | None = None) -> Path:
-    """Write the report page; every section renders, empty or not."""
+_EXAM_RUN = re.compile(r"^exam-(.+)-(suffix|plain)$")
+
+
+def exam_scores(store: Store, labels: list[str] | None = None) -> dict[str, dict[str, dict]]:
+    """label -> {'suffix': scores, 'plain': scores} from the exam's eval manifests
+    (r1data.exam.evaluate_exam): the given labels in their order, else every examined one."""
+    found: dict[str, dict[str, dict]] = {}
+    for run in store.runs():
+        m = _EXAM_RUN.match(run)
+        rec = store.read_manifest("eval", run) if m else None
+        if rec and "pass_at_1" in rec and "ci95" in rec:
+            found.setdefault(m.group(1), {})[m.group(2)] = rec
+    order = labels if labels is not None else sorted(found)
+    return {lb: found[lb] for lb in order if len(found.get(lb, {})) == 2}
+
+
+def exam_section(store: Store, labels: list[str] | None = None) -> str:
+    """The held-out exam: pass@1 per model with and without the R1 suffix, 95% CI whiskers."""
+    data = exam_scores(store, labels)
+    rows = [{"model": lb, "with suffix": f"{d['suffix']['pass_at_1']:.3f} "
+             f"[{d['suffix']['ci95'][0]:.3f}, {d['suffix']['ci95'][1]:.3f}]",
+             "format (suffix)": d["suffix"]["format_rate"],
+             "last answer (suffix)": d["suffix"]["last_answer"],
+             "without suffix": f"{d['plain']['pass_at_1']:.3f} "
+             f"[{d['plain']['ci95'][0]:.3f}, {d['plain']['ci95'][1]:.3f}]",
+             "format (plain)": d["plain"]["format_rate"],
+             "last answer (plain)": d["plain"]["last_answer"],
+             "prompts × k": f"{d['suffix']['prompts']} × {d['suffix']['k']}"}
+            for lb, d in data.items()]
+    svg = None
+    if data:
+        plt = _plt()
+        fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(data) + 2), 3.2))
+        x = list(range(len(data)))
+        for off, key, color in ((-0.2, "suffix", "#2a9d8f"), (0.2, "plain", "#e9c46a")):
+            vals = [d[key]["pass_at_1"] for d in data.values()]
+            err = [[max(0.0, v - d[key]["ci95"][0]) for v, d in zip(vals, data.values(),
+                                                                   strict=True)],
+                   [max(0.0, d[key]["ci95"][1] - v) for v, d in zip(vals, data.values(),
+                                                                   strict=True)]]
+            ax.bar([i + off for i in x], vals, width=0.4, yerr=err, capsize=3, color=color,
+                   label="with the R1 suffix" if key == "suffix" else "without it")
+        ax.set_xticks(x, list(data))
+        ax.set_ylabel("exam pass@1 (95% CI)")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8)
+        svg = _svg(fig)
+    return _figure("exam", "Held-out exam", svg, rows)
+
+
+_STEP = re.compile(r"^(.+)_step(\d+)$")
+
+
+def exam_curve_section(store: Store, curves: dict[str, Path] | None) -> str:
+    """GRPO's exam every N steps (labels <prefix>_step<N>) beside its reward curve
+    (the trainer's metrics.jsonl): `curves` maps a prefix to that file."""
+    scored = exam_scores(store)
+    rows, svg = [], None
+    series = {}
+    for prefix, log in (curves or {}).items():
+        pts = sorted((int(m.group(2)), d) for lb, d in scored.items()
+                     if (m := _STEP.match(lb)) and m.group(1) == prefix)
+        recs = [json.loads(ln) for ln in Path(log).read_text().splitlines() if ln.strip()] \
+            if Path(log).exists() else []
+        series[prefix] = (pts, [(r.get("step", i), r["reward"]) for i, r in enumerate(recs)
+                                if isinstance(r.get("reward"), (int, float))])
+        rows += [{"policy": prefix, "step": step, "pass@1 suffix": d["suffix"]["pass_at_1"],
+                  "pass@1 plain": d["plain"]["pass_at_1"],
+                  "format suffix": d["suffix"]["format_rate"]} for step, d in pts]
+    if any(pts for pts, _ in series.values()):
+        plt = _plt()
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.2), sharex=True)
+        for prefix, (pts, reward) in series.items():
+            for key, style in (("suffix", "-o"), ("plain", "--s")):
+                ys = [d[key]["pass_at_1"] for _, d in pts]
+                err = [[y - d[key]["ci95"][0] for y, (_, d) in zip(ys, pts, strict=True)],
+                       [d[key]["ci95"][1] - y for y, (_, d) in zip(ys, pts, strict=True)]]
+                left.errorbar([s for s, _ in pts], ys, yerr=err, fmt=style, capsize=3,
+                              label=f"{prefix} ({'with' if key == 'suffix' else 'without'} "
+                                    "suffix)")
+            if reward:
+                right.plot(*zip(*reward, strict=True), label=prefix)
+        left.set_title("exam pass@1 (95% CI)")
+        left.set_xlabel("GRPO step")
+        left.set_ylim(0, 1)
+        left.legend(fontsize=7)
+        right.set_title("reward")
+        right.set_xlabel("GRPO step")
+        right.legend(fontsize=7)
+        svg = _svg(fig)
+    return _figure("exam_curve", "Exam during RL, beside the reward", svg, rows)
+
+
+def render(store: Store, out: str | Path, train_logs: list[str | Path] | None = None, *,
+           exam_labels: list[str] | None = None,
+           exam_curves: dict[str, Path] | None = None) -> Path:
+    """Write the report page; every section renders, empty or not. `exam_labels`: the
+    examined models in the order to show them (default: every one in the store)."""
     out = Path(out)
-    sections = [funnel_section(store), pass_rate_section(store), lengths_section(store),
-                language_section(store),
+    sections = [exam_section(store, exam_labels), funnel_section(store),
+                pass_rate_section(store), lengths_section(store), language_section(store),
                 training_section([Path(p) for p in train_logs or []])]
+    if exam_curves:
+        sections.append(exam_curve_section(store, exam_curves))
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>r1data report</title>"
             f"<style>{CSS}</style></head><body><h1>r1data report</h1>"

@@ -41,6 +41,13 @@ def flow_run(path: Path) -> subprocess.CompletedProcess:
     (lambda c: c["generate"].update(temprature=0.7), "field 'generate.temprature'"),
     (lambda c: c.pop("store"), "field 'store'"),
     (lambda c: c.update(task_runner="k8s"), "field 'task_runner'"),
+    (lambda c: c.update(exam={"families": ["gcd"]}), "field 'exam': unknown exam family"),
+    (lambda c: c.update(cold_start={"harvest": {"gym": {"chain_sum": 4}}}),
+     "field 'cold_start.harvest': not a harvest family: chain_sum"),
+    (lambda c: c.update(cold_start={"data": "d", "harvest": {}}), "are alternatives"),
+    (lambda c: c["generate"].update(adaptive={"rounds": [8, 4]}),
+     "field 'generate.adaptive': rounds must be increasing"),
+    (lambda c: c.update(flow="r1_zero", rl={"exam_every": 2}), "need an exam: section"),
 ])
 def test_config_errors_name_file_and_field(tmp_path, tiny_model, mutate, needle):
     path = write_cfg(tmp_path, tiny_model)
@@ -445,3 +452,224 @@ def test_sections_take_their_defaults_from_the_library():
     # R1 stage 4 has rewards of its own, also when its section sets other fields
     rl2 = PipelineConfig(name="d", store="s", rl2={"max_steps": 3}).rl2
     assert "language" in rl2.rewards and "language" not in GRPOConfig(**paths).rewards
+
+
+# --- the self-harvested cold start and the held-out exam in the flows (issue 10) ------------------
+HARVEST = {"synth_kinds": ["arithmetic"], "synth_n": 4, "gym": {}, "n": 4, "max_tokens": 24,
+           "system_prompt": None, "k": 2, "plain_share": 0.5}
+EXAM = {"per_family": 2, "k": 2, "max_tokens": 12, "bootstrap": 200}
+
+
+def harvest_base(tmp_path) -> Path:
+    """A tiny base that answers the harvest's own prompts in English sentences, so its samples
+    verify as a weak base model's sometimes do (an untrained tiny model verifies nothing)."""
+    import torch
+
+    from r1data.config import R1_USER_SUFFIX
+    from r1data.synth import synth_prompts
+    from r1data.tinymodel import build_tiny_model
+    from r1data.trainers.sft import SFTConfig, train_sft
+
+    torch.set_num_threads(1)
+    probs = synth_prompts(HARVEST["synth_kinds"], HARVEST["synth_n"], seed=5000, level=1)
+    rows = [{"messages": [{"role": "user", "content": p["problem"] + R1_USER_SUFFIX},
+                          {"role": "assistant",
+                           "content": f"I work it out and the result is {p['answer']}."}]}
+            for p in probs]
+    import datasets
+
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows * 8)}).save_to_disk(
+        str(tmp_path / "hb-data"))
+    train_sft(SFTConfig(data=str(tmp_path / "hb-data"), model=str(build_tiny_model(
+        tmp_path / "hb-init")), out=str(tmp_path / "hb"), max_steps=80, batch_size=8, lr=3e-3,
+        warmup_steps=5, max_len=256, eval_every=0, save_every=0, bf16=False), progress=False)
+    return tmp_path / "hb" / "model"
+
+
+def harvest_flow_cfg(tmp_path, base: Path, **over) -> Path:
+    cfg = {"name": "hv", "flow": "curate", "store": "store",
+           "prompts": {"synth": {"kinds": ["arithmetic"], "n": 2, "level": 1}},
+           "cold_start": {"model": str(base), "harvest": HARVEST, "max_steps": 2,
+                          "batch_size": 4, "max_len": 256, "bf16": False},
+           "generate": {"run": "r", "n": 2, "max_tokens": 8, "max_model_len": 1024},
+           "select": {"name": "cur", "k": 2}, "export": {"format": "sft", "out": "exp"},
+           "exam": EXAM, **over}
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.heavy  # four tiny vLLM engines (exam base, harvest, exam teacher, generate): ~4 min
+@pytest.mark.slow
+def test_harvest_cold_start_and_exams_in_a_flow_then_all_cached(tmp_path):
+    """cold_start.harvest: the base's own verified samples become the cold start; the base and
+    the teacher are examined as stages of their own; a second run re-runs nothing; no exam
+    prompt is ever sampled for curation or the harvest."""
+    import datasets
+
+    from r1data.config import R1_USER_SUFFIX
+    from r1data.exam import ExamConfig, exam_rows
+    from r1data.store import Store
+
+    path = harvest_flow_cfg(tmp_path, harvest_base(tmp_path))
+    res = flow_run(path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    st = states(res.stderr)
+    stages = ["prompts", "exam_base", "cold_data", "cold_start", "exam_teacher", "generate",
+              "filter", "select", "export"]
+    assert all(st.get(s) == "Completed" for s in stages), st
+    store = Store(tmp_path / "store", create=False)
+    rows = datasets.load_from_disk(str(tmp_path / "policies" / "hv-cold-data"))["train"]
+    assert len(rows) > 0 and all("<think>" in r["messages"][1]["content"] for r in rows)
+    problems = {r["messages"][0]["content"].removesuffix(R1_USER_SUFFIX) for r in rows}
+    assert problems <= {p["problem"] for p in store.read("prompts").to_pylist()
+                        if p["source"].startswith("harvest/")}
+    exam_ids = {r["prompt_id"] for r in exam_rows(ExamConfig(**EXAM))}
+    for run in ("r", "harvest", "harvest-r1"):  # curation and the harvest never see the exam
+        sampled = set(store.read("samples", run, ["prompt_id"]).column("prompt_id").to_pylist())
+        assert sampled and not sampled & exam_ids, run
+    for who in ("base", "teacher"):
+        for kind in ("suffix", "plain"):
+            m = store.read_manifest("eval", f"exam-{who}-{kind}")
+            assert m["prompts"] == 10 and m["k"] == 2 and len(m["ci95"]) == 2, (who, kind)
+    # the last lines logged are the exam table, base then teacher
+    tail = res.stderr[res.stderr.rindex("held-out exam"):].splitlines()
+    assert [ln.split("|")[1].strip() for ln in tail if ln.startswith("| ") and "[" in ln][
+        1:] == ["base", "teacher"]
+    html = (tmp_path / "reports" / "hv.html").read_text()
+    assert 'id="exam"' in html and html.count("<svg") >= 2
+    base_shards = sorted(p.name for p in store.shards("samples", "exam-base-suffix"))
+
+    again = flow_run(path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    st = states(again.stderr)
+    assert all(st.get(s) == "Cached" for s in stages[1:]), st
+    assert sorted(p.name for p in store.shards("samples", "exam-base-suffix")) == base_shards
+
+
+def test_exam_and_harvest_prompts_never_reach_generate_rl_data_or_the_keys(tmp_path):
+    """The exam's and the harvest's prompts are added to the store as those stages run: they
+    must neither be sampled by generate nor exported as RL prompts, nor change a stage key
+    (which would re-run every stage after the first exam)."""
+    import datasets
+
+    from r1data.exam import ExamConfig, add_exam
+    from r1data.export import export_prompts
+    from r1data.flows.config import PipelineConfig
+    from r1data.flows.keys import prompts_stamp, stage_config, stage_key
+    from r1data.flows.stages import _generate_where, _task_where
+    from r1data.generate import select_prompts
+    from r1data.harvest import HarvestConfig, add_prompts
+    from r1data.prompts import ingest_synth
+    from r1data.store import Store
+
+    store = Store(tmp_path / "store")
+    ingest_synth(store, ["arithmetic", "countdown"], 4, 0, 1)
+    cfgs = [PipelineConfig(name="k", flow=f, store=str(store.root), exam={"per_family": 2},
+                           generate={"where": "domain = 'math'"} if f == "curate" else {})
+            for f in ("curate", "distill", "r1_pipeline")]
+
+    def keys() -> list[str]:
+        return [stage_key(s, stage_config(s, c), c.store, [("prompts",)])
+                for c in cfgs for s in ("generate", "rl_data", "cold_data")]
+
+    before, stamp = keys(), prompts_stamp(str(store.root))
+    add_exam(store, cfgs[0].exam.to(ExamConfig))
+    add_prompts(store, HarvestConfig(model="m", synth_n=2, gym={"gcd": 2}))
+    assert {p["source"].split("/")[0] for p in store.read("prompts").to_pylist()} == {
+        "synth", "exam", "harvest"}
+    assert prompts_stamp(str(store.root)) == stamp and keys() == before
+    for c in cfgs:
+        picked = select_prompts(store, where=_generate_where(c))
+        assert picked and {p["source"] for p in picked} <= {"synth/arithmetic",
+                                                            "synth/countdown"}, c.flow
+    export_prompts(store, tmp_path / "rl", where=_task_where(cfgs[2]), test_size=0.25)
+    dd = datasets.load_from_disk(str(tmp_path / "rl"))
+    assert {r["source"] for s in dd for r in dd[s]} == {"synth/arithmetic", "synth/countdown"}
+    # an exam setting that samples differently (k) keeps the cold start; other problems don't
+    k2 = cfgs[0].model_copy(update={"exam": cfgs[0].exam.model_copy(update={"k": 3})})
+    assert stage_config("cold_data", k2) == stage_config("cold_data", cfgs[0])
+    seed = cfgs[0].model_copy(update={"exam": cfgs[0].exam.model_copy(update={"seed": 1})})
+    assert stage_config("cold_data", seed) != stage_config("cold_data", cfgs[0])
+
+
+def test_exam_stages_depend_on_the_exam_and_the_model_only(tmp_path):
+    """exam_<who> keys: the exam section and the model, not the cold start's or RL's settings;
+    a base examined with these settings in this store counts as done."""
+    from r1data.exam import ExamConfig, run_name
+    from r1data.flows.config import PipelineConfig
+    from r1data.flows.keys import stage_config
+    from r1data.flows.stages import examined
+
+    base = tmp_path / "base"
+    cfg = PipelineConfig(name="e", flow="distill", store=str(tmp_path / "store"),
+                         cold_start={"model": str(base)}, exam={"per_family": 2, "k": 2})
+    other = cfg.model_copy(update={"cold_start": cfg.cold_start.model_copy(
+        update={"max_steps": 99})})
+    assert stage_config("exam_base", cfg) == stage_config("exam_base", other)
+    assert set(stage_config("exam_student", cfg)) == {"flow", "name", "exam"}
+    from r1data.store import Store
+
+    store = Store(cfg.store)
+    assert not examined(cfg, str(base), "base")
+    for s in (True, False):
+        store.write_manifest("eval", run_name("base", s), {
+            "model": str(base), "exam": dataclasses_asdict(cfg.exam.to(ExamConfig))})
+    assert examined(cfg, str(base), "base")
+    assert not examined(cfg, str(tmp_path / "other"), "base")
+    k3 = cfg.model_copy(update={"exam": cfg.exam.model_copy(update={"k": 3})})
+    assert not examined(k3, str(base), "base")
+
+
+def dataclasses_asdict(x) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(x)
+
+
+def test_report_shows_exam_table_chart_harvest_funnel_and_rl_curve(tmp_path):
+    """The markdown artifact and the HTML page carry the exam table (pass@1 [CI], format,
+    last answer, with and without the suffix), its chart, the harvest funnel and, with
+    rl.exam_every, the exam-vs-step curve beside the reward."""
+    from r1data.exam import ExamConfig, add_exam, exam_rows, run_name, scores
+    from r1data.flows.config import PipelineConfig
+    from r1data.flows.report import html_report, report_markdown
+    from r1data.store import Store
+    from tests.core.test_exam import _write_exam_run
+
+    cfg = PipelineConfig(name="rp", flow="r1_zero", store=str(tmp_path / "store"),
+                         exam={"per_family": 1, "families": ["story", "verbal"], "k": 2},
+                         rl={"max_steps": 4, "exam_every": 2})
+    store = Store(cfg.store)
+    ec = cfg.exam.to(ExamConfig)
+    add_exam(store, ec)
+    rows = exam_rows(ec)
+    results = {}
+    for i, who in enumerate(["base", "rl_step2", "rl_step4", "rl"]):
+        for suffix in (True, False):
+            run = run_name(who, suffix)
+            _write_exam_run(store, run, {r["prompt_id"]: [
+                (f"<think>\nso\n</think>\n\n\\boxed{{{r['answer']}}}", j < i) for j in range(2)]
+                for r in rows})
+            store.write_manifest("eval", run, scores(store, [run], 100)[run])
+        results[f"exam_{who}"] = scores(store, [run_name(who, True), run_name(who, False)], 100)
+    log = cfg.policy_dir() / "metrics.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(json.dumps({"step": s, "reward": s / 4, "kl": 0.0, "loss": 0.1})
+                           + "\n" for s in range(1, 5)))
+    results["cold_data"] = {"funnel": {"prompts": 4, "verified": 9, "rows": 3,
+                                       "selection": {"kept": 3, "curated": "h"}},
+                            "distinct": {"distinct_rate": 0.5}}
+    md = report_markdown(cfg, results)
+    assert "## Held-out exam" in md and "## Cold start (self-harvested)" in md
+    exam_lines = [ln for ln in md.splitlines() if ln.startswith("| ") and "[" in ln][1:]
+    assert [ln.split("|")[1].strip() for ln in exam_lines] == ["base", "rl_step2", "rl_step4",
+                                                               "rl"]
+    assert "| 0.000 [0.000, 0.000] |" in exam_lines[0] and "| 1.000 [1.000, 1.000] |" in \
+        exam_lines[-1]
+    assert "| verified | 9 |" in md and "| selection kept | 3 |" in md
+    page = html_report(cfg, results).read_text()
+    exam_part = page[page.index('id="exam"'):page.index('id="funnel"')]
+    assert "<svg" in exam_part and "rl_step4" in exam_part and "0.500 [" in exam_part
+    curve = page[page.index('id="exam_curve"'):]
+    assert "<svg" in curve and curve.count("<tr>") == 1 + 2  # header + steps 2 and 4
