@@ -282,7 +282,7 @@ class PipelineConfig(_Strict):
     eval: EvalStage | None = EvalStage()  # null: no R1 evaluation on the held-out task prompts
     cold_start: ColdStartStage | None = None  # distill/curate: cold-start the teacher first
     sft: StudentStage = StudentStage()  # r1_pipeline stage 3: SFT of the base on curated data
-    rl2: SecondRLStage = SecondRLStage()
+    rl2: SecondRLStage | None = SecondRLStage()  # r1_pipeline stage 4; null: skipped
     exam: ExamStage | None = None  # every model the flow makes, on the held-out exam
 
     def model_post_init(self, _ctx) -> None:
@@ -291,12 +291,13 @@ class PipelineConfig(_Strict):
         if self.cold_start is not None and self.flow in ("curate", "distill"):
             chained = ["generate"]
         for stage in chained:
-            if "model" in getattr(self, stage).model_fields_set:
+            if getattr(self, stage) is not None and "model" in getattr(
+                    self, stage).model_fields_set:
                 raise ValueError(f"{stage}.model is chained by the {self.flow} flow "
                                  "(set cold_start.model for the base model)")
         if self.flow == "r1_pipeline" and self.cold_start is None:
             self.cold_start = ColdStartStage()
-        if (self.rl.exam_every or self.rl2.exam_every) and self.exam is None:
+        if (self.rl.exam_every or self.rl2 and self.rl2.exam_every) and self.exam is None:
             raise ValueError("rl.exam_every / rl2.exam_every need an exam: section")
 
     def _out(self, out: str | None, folder: str, name: str) -> Path:
@@ -311,7 +312,7 @@ class PipelineConfig(_Strict):
         return self._out(self.sft.out, "policies", f"{self.name}-sft")
 
     def policy2_dir(self) -> Path:
-        return self._out(self.rl2.out, "policies", f"{self.name}-rl2")
+        return self._out((self.rl2 or SecondRLStage()).out, "policies", f"{self.name}-rl2")
 
     def policy_dir(self) -> Path:
         return self._out(self.rl.out, "policies", self.name)

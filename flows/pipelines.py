@@ -49,8 +49,9 @@ def exam(cfg: PipelineConfig, r: dict, model: str | Path, who: str) -> None:
 
 
 def exam_curve(cfg: PipelineConfig, r: dict, rl, out: Path, prefix: str) -> None:
-    """The RL policy after every rl.exam_every steps on the exam: the curve beside the reward."""
-    for step in exam_steps(rl):
+    """The RL policy after every rl.exam_every steps on the exam: the curve beside the reward
+    (its first point is the model RL started from, its last the policy, examined as such)."""
+    for step in exam_steps(rl)[:-1]:
         exam(cfg, r, step_dir(out, step) / "model", f"{prefix}_step{step}")
 
 
@@ -118,17 +119,18 @@ def curate(config_path: str) -> dict:
 
 @flow(name="r1data-distill", log_prints=True)
 def distill(config_path: str) -> dict:
-    """curate, then SFT of a student on the export and its R1 evaluation on held-out prompts."""
+    """curate, then SFT of a student on the export; the exam of base, teacher and student,
+    and (eval:) the R1 evaluation of the student on the held-out curated prompts."""
     cfg = load_pipeline(config_path)
     r = {"prompts": run_stage(ingest_prompts, cfg)}
     teacher = cold_start(cfg, r)
     if teacher is None:
         exam(cfg, r, cfg.generate.model, "teacher")
     rejection_sampling(cfg, r, teacher=teacher)
-    r["export_eval"] = run_stage(export_exam, cfg)
     r["student"] = run_stage(distill_student, cfg)
     exam(cfg, r, cfg.student_dir() / "model", "student")
-    if cfg.eval is not None:
+    if cfg.eval is not None:  # the R1 protocol on the held-out curated prompts
+        r["export_eval"] = run_stage(export_exam, cfg)
         r["eval"] = evaluation(cfg, cfg.student_dir() / "model", cfg.eval_data_dir())
     return finish(cfg, r)
 
@@ -162,11 +164,14 @@ def r1_pipeline(config_path: str) -> dict:
     rejection_sampling(cfg, r, teacher=cfg.policy_dir() / "model")  # stage 3
     r["sft"] = run_stage(sft_on_curated, cfg)  # the base, on the curated samples
     exam(cfg, r, cfg.sft_dir() / "model", "sft")
-    second_stage_rl(cfg, r)  # stage 4
+    final = cfg.sft_dir() / "model"
+    if cfg.rl2 is not None:  # stage 4 (rl2: null skips it: the stage-3 model is the final one)
+        second_stage_rl(cfg, r)
+        final = cfg.policy2_dir() / "model"
     r["student"] = run_stage(distill_student, cfg)  # distillation
     exam(cfg, r, cfg.student_dir() / "model", "student")
     if cfg.eval is not None:  # the held-out task prompts, which no stage above sampled for training
-        r["eval"] = evaluation(cfg, cfg.policy2_dir() / "model", cfg.rl_data_dir())
+        r["eval"] = evaluation(cfg, final, cfg.rl_data_dir())
         r["eval_student"] = evaluation(cfg, cfg.student_dir() / "model", cfg.rl_data_dir(),
                                        "student")
     return finish(cfg, r)

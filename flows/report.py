@@ -91,9 +91,11 @@ def html_report(cfg: PipelineConfig, results: dict | None = None) -> Path:
     dirs = [cfg.cold_dir(), cfg.policy_dir(), cfg.sft_dir(), cfg.policy2_dir(),
             cfg.student_dir()]
     logs = [d / "metrics.jsonl" for d in dirs if (d / "metrics.jsonl").exists()]
-    curves = {prefix: d / "metrics.jsonl" for prefix, d, r in (
-        ("rl", cfg.policy_dir(), cfg.rl), ("final", cfg.policy2_dir(), cfg.rl2))
-        if r.exam_every and (d / "metrics.jsonl").exists()}
+    start = "base" if cfg.flow == "r1_zero" else "cold_start"
+    curves = {prefix: {"log": d / "metrics.jsonl", "start": first, "steps": r.max_steps}
+              for prefix, d, r, first in (("rl", cfg.policy_dir(), cfg.rl, start),
+                                          ("final", cfg.policy2_dir(), cfg.rl2, "sft"))
+              if r is not None and r.exam_every and (d / "metrics.jsonl").exists()}
     return render(Store(cfg.store), Path(cfg.store).parent / "reports" / f"{cfg.name}.html",
                   logs, exam_labels=list(exam_results(results or {})) or None,
                   exam_curves=curves)

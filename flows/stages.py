@@ -387,7 +387,7 @@ def sft_on_curated(cfg: PipelineConfig) -> dict:
 # --- R1 stage 4: RL for all scenarios -------------------------------------------------------------
 def rl2_data(cfg: PipelineConfig) -> Path:
     """Stage 4's prompts: the task prompts, mixed with general ones when rl2.general is set."""
-    return cfg.rl2_data_dir() if cfg.rl2.general is not None else cfg.rl_data_dir()
+    return cfg.rl2_data_dir() if cfg.rl2 and cfg.rl2.general is not None else cfg.rl_data_dir()
 
 
 @stage("rl2_data", reads=lambda cfg: [cfg.rl_data_dir()],
@@ -403,7 +403,7 @@ def mixed_rl_prompts(cfg: PipelineConfig) -> dict:
 
 
 @stage("rl2", reads=lambda cfg, start: [("prompts",), start, *(
-    [cfg.rl2_data_dir()] if cfg.rl2.general is not None else [])],
+    [cfg.rl2_data_dir()] if cfg.rl2 and cfg.rl2.general is not None else [])],
        done=lambda cfg, start: _has_model(cfg.policy2_dir()))
 def second_rl(cfg: PipelineConfig, start: Path) -> dict:
     """GRPO from the stage-3 model with general rewards (language, repetition; with

@@ -208,15 +208,21 @@ def exam_section(store: Store, labels: list[str] | None = None) -> str:
 _STEP = re.compile(r"^(.+)_step(\d+)$")
 
 
-def exam_curve_section(store: Store, curves: dict[str, Path] | None) -> str:
-    """GRPO's exam every N steps (labels <prefix>_step<N>) beside its reward curve
-    (the trainer's metrics.jsonl): `curves` maps a prefix to that file."""
+def exam_curve_section(store: Store, curves: dict[str, dict] | None) -> str:
+    """GRPO's exam every N steps beside its reward curve: `curves` maps a policy's label to
+    {"log": its metrics.jsonl, "start": the label of the model RL started from (step 0),
+    "steps": its last step (the policy's own exam)}; labels <policy>_step<N> in between."""
     scored = exam_scores(store)
     rows, svg = [], None
     series = {}
-    for prefix, log in (curves or {}).items():
+    for prefix, c in (curves or {}).items():
+        log = c["log"]
         pts = sorted((int(m.group(2)), d) for lb, d in scored.items()
                      if (m := _STEP.match(lb)) and m.group(1) == prefix)
+        if c.get("start") in scored:
+            pts.insert(0, (0, scored[c["start"]]))
+        if prefix in scored and c.get("steps"):
+            pts.append((int(c["steps"]), scored[prefix]))
         recs = [json.loads(ln) for ln in Path(log).read_text().splitlines() if ln.strip()] \
             if Path(log).exists() else []
         series[prefix] = (pts, [(r.get("step", i), r["reward"]) for i, r in enumerate(recs)
@@ -250,7 +256,7 @@ def exam_curve_section(store: Store, curves: dict[str, Path] | None) -> str:
 
 def render(store: Store, out: str | Path, train_logs: list[str | Path] | None = None, *,
            exam_labels: list[str] | None = None,
-           exam_curves: dict[str, Path] | None = None) -> Path:
+           exam_curves: dict[str, dict] | None = None) -> Path:
     """Write the report page; every section renders, empty or not. `exam_labels`: the
     examined models in the order to show them (default: every one in the store)."""
     out = Path(out)

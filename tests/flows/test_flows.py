@@ -310,8 +310,10 @@ def test_chained_models_are_not_named_twice(tmp_path, tiny_model):
 @pytest.mark.heavy  # out of CI's make test this session: see the session note
 @pytest.mark.slow
 def test_r1_pipeline_runs_all_stages(tmp_path):
-    """Cold start -> GRPO -> rejection sampling with the RL policy as teacher -> SFT of the base
-    -> second GRPO -> distillation -> evaluation of the final model and the student."""
+    """Cold start -> GRPO (examined after step 1) -> rejection sampling with the RL policy as
+    teacher (adaptive) -> SFT of the base -> second GRPO on reasoning + general prompts (the
+    instruction exam before and after) -> distillation -> evaluation and the held-out exam of
+    every model."""
     import random
 
     import torch
@@ -330,14 +332,18 @@ def test_r1_pipeline_runs_all_stages(tmp_path):
     student = build_tiny_model(tmp_path / "student-base", seed=1)
     rl = {"num_generations": 4, "prompts_per_step": 2, "max_steps": 2,
           "max_completion_length": 16, "lr": 1e-5}
+    general = {"ifgen": 8, "exam_k": 1, "exam_max_tokens": 8}
     cfg = {"name": "r1", "flow": "r1_pipeline", "store": "store",
            "prompts": {"add": [{"path": str(prompts), "source": "sums"}]},
            "cold_start": {"model": str(base), "data": str(sums_cold_start(tmp_path, pairs[16:])),
                           "max_steps": 150, "lr": 3e-3, "warmup_steps": 10, "max_len": 256,
                           "bf16": False},
-           "rl": rl, "rl2": rl | {"rewards": {"accuracy": 1.0, "format": 0.2}},
+           "rl": rl | {"exam_every": 1},
+           "rl2": rl | {"rewards": {"accuracy": 1.0, "instructions": 1.0, "format": 0.2},
+                        "general": general},
            "generate": {"run": "rs", "n": 4, "max_tokens": 24, "max_model_len": 512,
-                        "user_suffix": ""},
+                        "user_suffix": "", "adaptive": {"rounds": [2, 4]}},
+           "exam": {"per_family": 1, "k": 1, "max_tokens": 8, "bootstrap": 100},
            "filter": {"checks": ["correct", "format"]},
            "select": {"name": "cur", "k": 2}, "export": {"format": "sft", "test_size": 0.25},
            "sft": {"max_steps": 20, "lr": 3e-3, "max_len": 256},
@@ -348,9 +354,12 @@ def test_r1_pipeline_runs_all_stages(tmp_path):
     res = flow_run(path)
     assert res.returncode == 0, res.stderr[-3000:]
     st = states(res.stderr)
-    stages = ["prompts", "cold_data", "cold_start", "rl_data", "rl", "generate", "filter",
-              "select", "export", "sft", "rl2", "student", "eval", "eval_student"]
+    stages = ["prompts", "exam_base", "cold_data", "cold_start", "exam_cold_start", "rl_data",
+              "rl", "exam_rl_step1", "exam_rl", "generate", "filter", "select", "export", "sft",
+              "exam_sft", "rl2_data", "ifexam_sft", "rl2", "exam_final", "ifexam_final",
+              "student", "exam_student", "eval", "eval_student"]
     assert all(st.get(s) == "Completed" for s in stages), st
+    assert (tmp_path / "policies" / "r1" / "steps" / "step-00001" / "model").is_dir()
     pol = tmp_path / "policies"
     for d in ("r1-cold", "r1", "r1-sft", "r1-rl2"):
         assert (pol / d / "model" / "config.json").exists(), d
@@ -365,7 +374,19 @@ def test_r1_pipeline_runs_all_stages(tmp_path):
     assert final["model"].endswith("r1-rl2/model") and stud["model"].endswith("students/r1/model")
     assert final["prompts"] == stud["prompts"] >= 1
     report = tmp_path / "reports" / "r1.html"
-    assert report.exists() and report.read_text().count("<svg") >= 3
+    assert report.exists() and report.read_text().count("<svg") >= 5  # exam, its curve...
+    assert 'id="exam_curve"' in report.read_text()
+    # the adaptive run recorded its rounds; stage 4 trained on general prompts too and its
+    # instruction exam ran before and after it
+    assert "adaptive" in json.dumps(store.read_manifest("generate", "rs"))
+    import datasets
+
+    rl2 = datasets.load_from_disk(str(tmp_path / "exports" / "cur-sft-rl2"))
+    assert {r["domain"] for r in rl2["train"]} == {"math", "general"}
+    for who in ("sft", "final"):
+        assert store.read_manifest("eval", f"ifexam-{who}")["prompts"] >= 1
+    for who in ("base", "cold_start", "rl_step1", "rl", "sft", "final", "student"):
+        assert store.read_manifest("eval", f"exam-{who}-plain")["prompts"] == 5, who
 
     # a new evaluation setting re-runs the evaluations only: no stage before them trains again
     cfg["eval"]["k"] = 3
@@ -373,7 +394,7 @@ def test_r1_pipeline_runs_all_stages(tmp_path):
     again = flow_run(path)
     assert again.returncode == 0, again.stderr[-3000:]
     st = states(again.stderr)
-    assert all(st[s] == "Cached" for s in stages[:-2]), st
+    assert all(st[s] == "Cached" for s in stages[:-2]), st  # the exams too
     assert st["eval"] == st["eval_student"] == "Completed", st
     assert store.read_manifest("eval", "eval-r1")["k"] == 3
 
@@ -645,7 +666,7 @@ def test_report_shows_exam_table_chart_harvest_funnel_and_rl_curve(tmp_path):
     add_exam(store, ec)
     rows = exam_rows(ec)
     results = {}
-    for i, who in enumerate(["base", "rl_step2", "rl_step4", "rl"]):
+    for i, who in enumerate(["base", "rl_step2", "rl"]):  # rl: the policy after step 4
         for suffix in (True, False):
             run = run_name(who, suffix)
             _write_exam_run(store, run, {r["prompt_id"]: [
@@ -663,13 +684,33 @@ def test_report_shows_exam_table_chart_harvest_funnel_and_rl_curve(tmp_path):
     md = report_markdown(cfg, results)
     assert "## Held-out exam" in md and "## Cold start (self-harvested)" in md
     exam_lines = [ln for ln in md.splitlines() if ln.startswith("| ") and "[" in ln][1:]
-    assert [ln.split("|")[1].strip() for ln in exam_lines] == ["base", "rl_step2", "rl_step4",
-                                                               "rl"]
+    assert [ln.split("|")[1].strip() for ln in exam_lines] == ["base", "rl_step2", "rl"]
     assert "| 0.000 [0.000, 0.000] |" in exam_lines[0] and "| 1.000 [1.000, 1.000] |" in \
         exam_lines[-1]
     assert "| verified | 9 |" in md and "| selection kept | 3 |" in md
     page = html_report(cfg, results).read_text()
     exam_part = page[page.index('id="exam"'):page.index('id="funnel"')]
-    assert "<svg" in exam_part and "rl_step4" in exam_part and "0.500 [" in exam_part
+    assert "<svg" in exam_part and "rl_step2" in exam_part and "0.500 [" in exam_part
     curve = page[page.index('id="exam_curve"'):]
-    assert "<svg" in curve and curve.count("<tr>") == 1 + 2  # header + steps 2 and 4
+    assert "<svg" in curve and curve.count("<tr>") == 1 + 3  # header, steps 0 (base), 2, 4
+    steps = re.findall(r"<tr><td>rl</td><td>(\d+)</td><td>([0-9.]+)</td>", curve)
+    assert steps == [("0", "0.0"), ("2", "0.5"), ("4", "1.0")]
+
+
+def test_example_flows_load_and_the_quickstart_harvests_and_examines():
+    """Every example YAML validates; the quickstart's cold start is self-harvested and all its
+    models sit the exam; the recipe examines GRPO every N steps."""
+    from tests.conftest import ROOT
+
+    cfgs = {p.stem: load_pipeline(p) for p in sorted((ROOT / "flows" / "examples").glob(
+        "*.yaml"))}
+    assert {"quickstart", "r1_recipe", "r1_pipeline", "distill"} <= set(cfgs)
+    q = cfgs["quickstart"]
+    assert q.cold_start.harvest is not None and q.exam is not None and q.eval is None
+    assert q.exam.per_family * len(q.exam.families) >= 64 and q.exam.k >= 4
+    r = cfgs["r1_recipe"]
+    assert r.flow == "r1_pipeline" and r.cold_start.harvest is not None and r.rl2 is None
+    assert 0 < r.rl.exam_every < r.rl.max_steps
+    p = cfgs["r1_pipeline"]
+    assert p.rl2.general is not None and "instructions" in p.rl2.rewards
+    assert p.generate.adaptive is not None
