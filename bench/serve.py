@@ -1,14 +1,19 @@
-"""`r1data serve` on a 1M-sample store: open, first page, deep page, filtered page, over HTTP.
+"""`r1data serve` on a 1M-sample store: open (cold, warm), pages, the SQL box and the plots, over
+HTTP, beside plain DuckDB over the same Parquet.
 
 Builds a synthetic store with pyarrow (no model: 15,625 prompts x 64 samples, shards of 8
 prompts as `r1data generate` writes them, one verdict shard per sample shard), starts the real
-`r1data serve` process and times by HTTP: the open (process start, then the first prompts page,
-which waits for the run's index), then each page warm (median of --repeat). Beside it, the
-naive peer a notebook does: read the run into memory (Store.read -> polars), aggregate per
-prompt, slice a page; and the same SQL through the views (the SQL box).
+`r1data serve` process twice and times by HTTP:
+- cold: no saved index (runs/.serve-index removed): the server answers at once with the build's
+  progress (202), then the time until the prompts page is served, and the server's CPU-s;
+- warm: a reopen (the index saved by the cold run): process start + first prompts page;
+then each page warm (median of --repeat), the SQL box (its first query binds the views once),
+the first plot and a cached one. The peer: the `duckdb` package over the same Parquet with
+sql/views.sql as shipped (`cd STORE && duckdb -init views.sql`): the views, a prompts page over
+prompt_stats, the SQL box's query, the funnel report.
 
-    python bench/serve.py                      # 1M samples (build ~1 min, once per --dir)
-    python bench/serve.py --prompts 1000       # 64k samples, quick
+    nice -n 15 python bench/serve.py                 # 1M samples (build ~1 min, once per --dir)
+    nice -n 15 python bench/serve.py --prompts 1000  # 64k samples, quick
 
 Wall times move with other jobs on a shared machine; compare the two sides of one run.
 """
@@ -19,12 +24,14 @@ import argparse
 import datetime as dt
 import json
 import random
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -88,20 +95,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def get(url: str) -> tuple[float, int]:
+def get(url: str) -> tuple[float, int, bytes]:
     t = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=300) as r:
+    with urllib.request.urlopen(url, timeout=600) as r:
         body = r.read()
-    return time.perf_counter() - t, len(body)
+        status = r.status
+    return time.perf_counter() - t, status, body
 
 
-def serve_times(store: Store, repeat: int, verbose: bool = False) -> dict[str, float]:
+SQL = "SELECT reject_reason, count(*) AS n FROM verdicts GROUP BY ALL ORDER BY ALL"
+PAGE_SQL = ("SELECT prompt_id, source, n, n_correct, round(n_correct / n, 4) AS pass_rate "
+            "FROM prompt_stats WHERE run = 'big' ORDER BY pass_rate, prompt_id "
+            "LIMIT 50 OFFSET 15000")
+
+
+def serve_times(store: Store, repeat: int, cold: bool, verbose: bool = False
+                ) -> dict[str, float]:
+    """One server process: its open, then (warm only) every page."""
+    import psutil
+
+    if cold:
+        shutil.rmtree(store.root / "runs" / ".serve-index", ignore_errors=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "r1data.cli", "serve", "--store",
                              str(store.root), "--port", str(port)], cwd=ROOT,
                             stderr=None if verbose else subprocess.DEVNULL)
+    kind = "cold" if cold else "warm"
     try:
         while True:
             try:
@@ -110,10 +131,24 @@ def serve_times(store: Store, repeat: int, verbose: bool = False) -> dict[str, f
             except OSError:
                 if proc.poll() is not None or time.perf_counter() - t0 > 120:
                     raise SystemExit("r1data serve did not start") from None
-                time.sleep(0.05)
-        out = {"process start (to first response)": time.perf_counter() - t0}
-        out["first prompts page (waits for the run's index)"] = get(base + "/prompts?run=big")[0]
-        out["open = start + first prompts page"] = time.perf_counter() - t0
+                time.sleep(0.02)
+        out = {f"{kind}: process start (to first response)": time.perf_counter() - t0}
+        took, status, body = get(base + "/prompts?run=big")
+        out[f"{kind}: first prompts page answers ({status})"] = took
+        if cold:
+            while status == 202:  # the progress page; it reloads itself every second
+                time.sleep(0.2)
+                _, status, body = get(base + "/prompts?run=big")
+            out["cold: open = start + index built + prompts page"] = time.perf_counter() - t0
+            cpu = psutil.Process(proc.pid).cpu_times()
+            out["cold: server CPU-s so far (start + index build)"] = cpu.user + cpu.system
+            return out
+        assert status == 200 and b"prompts match" in body, body[:300]
+        out["warm: open = start + first prompts page"] = time.perf_counter() - t0
+        t = time.perf_counter()
+        took, status, body = get(base + "/sql?q=" + urllib.parse.quote(SQL))
+        assert status == 200 and b"<table>" in body, body[:300]
+        out["SQL box, first query (binds the views once)"] = time.perf_counter() - t
         pid = f"{(len(store.read('prompts', columns=['prompt_id'])) // 2):016x}"
         pages = {
             "runs page (funnel of 1 run)": "/",
@@ -124,41 +159,42 @@ def serve_times(store: Store, repeat: int, verbose: bool = False) -> dict[str, f
                 "&source=champ&sort=n_kept&desc=1",
             "prompts, text search": "/prompts?run=big&q=Problem+777%3A",
             "one prompt's samples, page 3": f"/prompt?run=big&id={pid}&page=2",
-            "SQL box (group by over 1M)":
-                "/sql?q=SELECT+reject_reason%2C+count(*)+FROM+verdicts+GROUP+BY+ALL",
+            "SQL box, again (group by over 1M verdicts)": "/sql?q=" + urllib.parse.quote(SQL),
         }
         for name, path in pages.items():
-            times = [get(base + path)[0] for _ in range(repeat)]
-            out[name] = statistics.median(times)
-        t = time.perf_counter()
-        while b"<svg" not in urllib.request.urlopen(base + "/plots", timeout=600).read():
-            time.sleep(1)  # the page says "drawing" until the background draw is done
-        out["plots, first draw (4 report plots over the views)"] = time.perf_counter() - t
-        out["plots, again (cached until a run changes)"] = get(base + "/plots")[0]
+            out[name] = statistics.median(get(base + path)[0] for _ in range(repeat))
+        took, status, body = get(base + "/plots")
+        assert status == 200 and body.count(b"<svg") >= 4, body[:300]
+        out["plots, first draw (4 report plots from the index)"] = took
+        out["plots, again (cached until the index changes)"] = get(base + "/plots")[0]
         return out
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-def naive_times(store: Store) -> dict[str, float]:
-    """The peer: load the run, aggregate in memory, slice (what serving without SQL does)."""
-    import polars as pl
+def duckdb_times(store: Store, repeat: int) -> dict[str, float]:
+    """The peer: the duckdb package over the same Parquet, sql/views.sql as shipped (relative
+    globs, run from the store), each query on the one connection (median of `repeat`)."""
+    import duckdb
 
+    from r1data.query import report_sql, sql_text
+
+    con = duckdb.connect()
+    con.execute(f"SET file_search_path = '{store.root}'")
     t = time.perf_counter()
-    samples = pl.from_arrow(store.read("samples", "big", columns=[
-        "prompt_id", "sample_idx", "completion", "num_tokens"]))
-    verdicts = pl.from_arrow(store.read("verdicts", "big", columns=[
-        "prompt_id", "sample_idx", "correct", "keep", "reject_reason"]))
-    load = time.perf_counter() - t
-    t = time.perf_counter()
-    stats = (samples.join(verdicts, on=["prompt_id", "sample_idx"], how="left")
-             .group_by("prompt_id").agg(pl.len().alias("n"), pl.col("correct").sum())
-             .with_columns((pl.col("correct") / pl.col("n")).alias("pass_rate"))
-             .sort(["pass_rate", "prompt_id"]))
-    stats.slice(15_000, 50)
-    return {"naive: read the run into memory": load,
-            "naive: aggregate + sort + slice a page": time.perf_counter() - t}
+    con.execute(sql_text("views"))
+    out = {"duckdb: open (create the views)": time.perf_counter() - t}
+    for name, sql in (("duckdb: prompts page (prompt_stats, offset 15,000)", PAGE_SQL),
+                      ("duckdb: SQL box query", SQL),
+                      ("duckdb: funnel report (one plot's data)", report_sql("funnel"))):
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            con.execute(sql).fetchall()
+            times.append(time.perf_counter() - t)
+        out[name] = statistics.median(times)
+    return out
 
 
 def main() -> None:
@@ -173,8 +209,10 @@ def main() -> None:
     store = build(root, args.prompts)
     built = time.perf_counter() - t
     res = {"samples": args.prompts * K, "store": str(root), "build_s": round(built, 1)}
-    res |= {k: round(v, 3) for k, v in serve_times(store, args.repeat, args.verbose).items()}
-    res |= {k: round(v, 3) for k, v in naive_times(store).items()}
+    for cold in (True, False):
+        res |= {k: round(v, 3) for k, v in serve_times(store, args.repeat, cold,
+                                                        args.verbose).items()}
+    res |= {k: round(v, 3) for k, v in duckdb_times(store, args.repeat).items()}
     print(json.dumps(res, indent=2))
 
 

@@ -162,7 +162,11 @@ class Cached:
     def run(self, sql: str) -> duckdb.DuckDBPyRelation:
         """`run` on a cursor of the kept connection (same refusals, same errors)."""
         check_select(sql)
-        return run(self.store, sql, self.cursor())
+        try:
+            cur = self.cursor()
+        except duckdb.Error as e:  # remaking the views (a shard removed meanwhile): retried
+            raise InputError(f"SQL error: {_first_line(e)}", path="views") from None
+        return run(self.store, sql, cur)
 
 
 def write(rel: duckdb.DuckDBPyRelation, out: str | Path, fmt: str | None = None) -> Path:

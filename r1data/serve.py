@@ -19,6 +19,8 @@ import re
 import threading
 from urllib.parse import urlencode
 
+import duckdb
+
 from r1data import query
 from r1data.errors import InputError
 from r1data.serve_index import SORTS, Building, StoreIndex, rows
@@ -260,6 +262,8 @@ def runs_page(ix: StoreIndex) -> str:
         sets.append(f"<details><summary>selection {esc(name)}</summary><pre>"
                     f"{esc(json.dumps(m, indent=2, default=str))}</pre></details>")
     body = "".join(parts) or '<p class="muted">no runs in this store yet</p>'
+    if ix.saved:
+        body += f'<p class="muted">{esc(ix.saved)}</p>'
     return layout(f"Runs in {store.root.name}", body + "".join(sets))
 
 
@@ -527,6 +531,9 @@ def make_app(store: Store, *, warm: bool = False, wait: float = 30.0):
                 return HTMLResponse(layout("Error", f'<p class="error">{esc(e)}</p>'), 400)
             except Building as e:
                 return HTMLResponse(building_page(str(e)), 202)
+            except duckdb.Error as e:  # a shard removed under the index: the next load redoes
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                return HTMLResponse(layout("Error", f'<p class="error">{esc(msg)}</p>'), 500)
             text, status = out if isinstance(out, tuple) else (out, 200)
             return HTMLResponse(text, status)
         handler.__annotations__["request"] = Request  # a string under `annotations`

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 
+from r1data.errors import InputError, StoreError
 from r1data.query import _quote, sql_text
 from r1data.store import Store, write_json_atomic
 
@@ -146,6 +147,7 @@ class StoreIndex:
         self._meta: dict | None = None  # the prompts scan idx_meta holds
         self._quick: dict[str, tuple] = {}  # run -> folder mtimes when last found current
         self._threads: dict[str, threading.Thread] = {}
+        self._later: dict[tuple[str, str], Path] = {}  # (run, table) -> saved, not loaded
         self._lock = threading.Lock()  # the dicts above
         self._build = threading.Lock()  # one build at a time (2 cores shared)
 
@@ -182,8 +184,6 @@ class StoreIndex:
         t.join(self.wait if wait is None else wait)
         with self._lock:
             if run in self.errors and not t.is_alive():
-                from r1data.errors import InputError
-
                 raise InputError(f"cannot index run: {self.errors.pop(run)}", path=run)
             if run in self._files:
                 return
@@ -217,7 +217,9 @@ class StoreIndex:
             if self._meta is None:
                 self._meta = (self._load("_prompts", ("idx_meta",), None) or {}).get("prompts")
             if run not in self._files:
-                got = self._load(run, tuple(_RUN_TABLES), run)
+                # the length histograms (~1 row a sample) wait for the plots or a change
+                got = self._load(run, tuple(t for t in _RUN_TABLES if t != "idx_lengths"),
+                                 run, later=("idx_lengths",))
                 if got is not None:
                     with self._lock:
                         self._files[run] = got
@@ -258,14 +260,30 @@ class StoreIndex:
         """Shards' rows into a temp table, columns an older shard lacks as NULL."""
         paths = [str(self.store.table_dir(table, run) / n) for n in names]
         src = f"read_parquet({_list(paths)}, union_by_name = true, filename = true)"
-        have = {d[0] for d in con.execute(f"SELECT * FROM {src} LIMIT 0").description}
-        cols = ", ".join(f"{c}::{t} AS {c}" if c in have else f"NULL::{t} AS {c}"
-                         for c, t in _READ[table].items())
         where = " WHERE prompt_id IN (SELECT prompt_id FROM aff)" if only_affected else ""
-        con.execute(f"INSERT INTO {target} SELECT {cols}, parse_filename(filename) AS file "
-                    f"FROM {src}{where}")
+        have = set(_READ[table])
+        while True:
+            cols = ", ".join(f"{c}::{t} AS {c}" if c in have else f"NULL::{t} AS {c}"
+                             for c, t in _READ[table].items())
+            try:
+                con.execute(f"INSERT INTO {target} SELECT {cols}, parse_filename(filename) "
+                            f"AS file FROM {src}{where}")
+                return
+            except duckdb.BinderException:  # a column no shard of these has
+                if have != set(_READ[table]):
+                    raise
+                have &= {d[0] for d in con.execute(f"SELECT * FROM {src} LIMIT 0").description}
+
+    def _load_later(self, run: str | None = None) -> None:
+        """Load the saved tables `_load` left for later (of one run, or all); hold _build."""
+        for (r, t), path in list(self._later.items()):
+            if run is None or r == run:
+                self.db.cursor().execute(f"INSERT INTO {t} BY NAME SELECT {_quote(r)} AS run, "
+                                         f"* FROM read_parquet({_quote(str(path))})")
+                del self._later[(r, t)]
 
     def _update_run(self, run: str, cur: dict) -> None:
+        self._load_later(run)
         old = self._files.get(run) or {t: {} for t in TABLES}
         new = {t: sorted(n for n, st in cur[t].items() if old[t].get(n) != st) for t in TABLES}
         gone = [(t, n) for t in TABLES for n, st in old[t].items() if cur[t].get(n) != st]
@@ -300,9 +318,16 @@ class StoreIndex:
                 self._read(con, target, t, run, names[i:i + CHUNK], only_affected=True)
                 done += len(names[i:i + CHUNK])
         self._step(run, "aggregating", done, total)
-        con.execute("""CREATE OR REPLACE TEMP TABLE vn AS SELECT * FROM nv QUALIFY
+        # views.sql: the newest verdict of a sample wins; a filter run writes one verdict a
+        # sample in a shard, so only prompts with verdicts in several shards are ranked
+        con.execute("""CREATE OR REPLACE TEMP TABLE multi AS SELECT prompt_id FROM nv
+            GROUP BY prompt_id HAVING count(DISTINCT file) > 1""")
+        con.execute("""CREATE OR REPLACE TEMP TABLE vn AS
+            SELECT * FROM nv WHERE prompt_id NOT IN (SELECT prompt_id FROM multi)
+            UNION ALL
+            SELECT * FROM nv WHERE prompt_id IN (SELECT prompt_id FROM multi) QUALIFY
             row_number() OVER (PARTITION BY prompt_id, sample_idx ORDER BY created_at DESC) = 1
-            """)  # views.sql: the newest verdict of a sample wins
+            """)
         con.execute("""CREATE OR REPLACE TEMP TABLE j AS
             SELECT s.prompt_id, s.num_tokens, s.finish_reason, v.correct, v.keep,
                    v.reject_reason
@@ -324,7 +349,7 @@ class StoreIndex:
             SELECT DISTINCT ?, prompt_id, 'samples', file FROM ns
             UNION SELECT DISTINCT ?, prompt_id, 'verdicts', file FROM nv""", [run, run])
         con.execute("COMMIT")
-        for t in ("ns", "nv", "vn", "j", "aff", "gone"):
+        for t in ("ns", "nv", "multi", "vn", "j", "aff", "gone"):
             con.execute(f"DROP TABLE {t}")
         self._step(run, "saving", done, total)
         self._save(run, {t: f"SELECT * EXCLUDE (run) FROM {t} WHERE run = {_quote(run)}"
@@ -348,8 +373,8 @@ class StoreIndex:
             write_json_atomic({"version": VERSION, "token": token,
                                "files": {k: {n: list(st) for n, st in v.items()}
                                          for k, v in files.items()}}, self.dir / f"{name}.json")
-        except (OSError, duckdb.IOException) as e:
-            self.saved = f"index not saved ({e})"
+        except (OSError, StoreError, duckdb.IOException) as e:
+            self.saved = f"index kept in memory only, not saved ({e})"
             shutil.rmtree(d, ignore_errors=True)
             return
         for old in self.dir.iterdir():
@@ -357,16 +382,17 @@ class StoreIndex:
             if old.name.startswith(name + ".") and _TOKEN.match(rest) and rest != token:
                 shutil.rmtree(old, ignore_errors=True)
 
-    def _load(self, name: str, tables: tuple[str, ...], run: str | None) -> dict | None:
-        """The saved tables of `name` into memory, and the shards they hold; None if there is
-        no whole saved index of this version."""
+    def _load(self, name: str, tables: tuple[str, ...], run: str | None,
+              later: tuple[str, ...] = ()) -> dict | None:
+        """The saved tables of `name` into memory (`later` ones when first needed), and the
+        shards they hold; None if there is no whole saved index of this version."""
         import json
 
         try:
             state = json.loads((self.dir / f"{name}.json").read_text())
             d = self.dir / f"{name}.{state['token']}"
             if state.get("version") != VERSION or not all(
-                    (d / f"{t}.parquet").is_file() for t in tables):
+                    (d / f"{t}.parquet").is_file() for t in tables + later):
                 return None
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -381,6 +407,7 @@ class StoreIndex:
             con.execute("ROLLBACK")
             return None
         con.execute("COMMIT")
+        self._later.update({(run, t): d / f"{t}.parquet" for t in later})
         files = {k: {n: tuple(st) for n, st in v.items()} for k, v in state["files"].items()}
         return files if run is None else {t: files.get(t, {}) for t in TABLES}
 
@@ -405,6 +432,9 @@ class StoreIndex:
         runs = self.store.runs()
         for r in runs:
             self.ensure(r)
+        if self._later:
+            with self._build:
+                self._load_later()
         con = self.db.cursor()
         table = rows(con, """
             WITH g AS (SELECT run, finish_reason, verdict, num_tokens AS v,
