@@ -242,15 +242,15 @@ def test_cached_connection_refuses_writes_and_outside_files_after_a_remake(store
 def test_cached_connection_answers_concurrent_queries_right(store):
     from concurrent.futures import ThreadPoolExecutor
 
-    fill(store, {0: 0, 1: 1, 2: 5, 3: 8})
+    """(~1 s) 32 queries from 8 threads on one kept connection, each with its own answer."""
+    correct = {0: 0, 1: 1, 2: 5, 3: 8}
+    fill(store, correct)  # prompt k: samples 0 .. correct[k] - 1 are correct
     cache = query.Cached(store)
-    want = {c: query.run(store, f"SELECT count(*) FROM verdicts WHERE correct AND sample_idx "
-                                f"< {c}").fetchall() for c in range(8)}
 
     def ask(c: int):
         return c, cache.run(f"SELECT count(*) FROM verdicts WHERE correct AND sample_idx < {c}"
                             ).fetchall()
 
     with ThreadPoolExecutor(8) as pool:
-        got = list(pool.map(ask, [c % 8 for c in range(64)]))
-    assert all(rows == want[c] for c, rows in got) and len({str(r) for _, r in got}) > 1
+        got = list(pool.map(ask, [c % 8 for c in range(32)]))
+    assert all(rows == [(sum(min(c, k) for k in correct.values()),)] for c, rows in got)
