@@ -571,5 +571,5 @@ def serve(store: Store, port: int = PORT) -> None:
     no reloader), so nothing outlives it."""
     import uvicorn
 
-    uvicorn.run(make_app(store, warm=True, wait=1.0), host=HOST, port=port,
+    uvicorn.run(make_app(store, warm=True, wait=0.5), host=HOST, port=port,
                 log_level="warning", workers=None)

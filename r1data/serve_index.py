@@ -257,7 +257,8 @@ class StoreIndex:
 
     def _read(self, con, target: str, table: str, run: str, names: list[str],
               only_affected: bool = False) -> None:
-        """Shards' rows into a temp table, columns an older shard lacks as NULL."""
+        """Shards' rows into a temp table (columns an older shard lacks as NULL), and which
+        prompts each shard holds into `nf` (the file name is not kept a row)."""
         paths = [str(self.store.table_dir(table, run) / n) for n in names]
         src = f"read_parquet({_list(paths)}, union_by_name = true, filename = true)"
         where = " WHERE prompt_id IN (SELECT prompt_id FROM aff)" if only_affected else ""
@@ -266,13 +267,16 @@ class StoreIndex:
             cols = ", ".join(f"{c}::{t} AS {c}" if c in have else f"NULL::{t} AS {c}"
                              for c, t in _READ[table].items())
             try:
-                con.execute(f"INSERT INTO {target} SELECT {cols}, parse_filename(filename) "
-                            f"AS file FROM {src}{where}")
-                return
+                con.execute(f"CREATE OR REPLACE TEMP TABLE stage AS SELECT {cols}, "
+                            f"parse_filename(filename) AS file FROM {src}{where}")
+                break
             except duckdb.BinderException:  # a column no shard of these has
                 if have != set(_READ[table]):
                     raise
                 have &= {d[0] for d in con.execute(f"SELECT * FROM {src} LIMIT 0").description}
+        con.execute(f"INSERT INTO nf SELECT DISTINCT prompt_id, '{table}', file FROM stage")
+        con.execute(f"INSERT INTO {target} SELECT * EXCLUDE (file) FROM stage")
+        con.execute("DROP TABLE stage")
 
     def _load_later(self, run: str | None = None) -> None:
         """Load the saved tables `_load` left for later (of one run, or all); hold _build."""
@@ -290,7 +294,9 @@ class StoreIndex:
         con = self.db.cursor()
         for t, target in (("samples", "ns"), ("verdicts", "nv")):
             cols = ", ".join(f"{c} {ty}" for c, ty in _READ[t].items())
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {target} ({cols}, file VARCHAR)")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {target} ({cols})")
+        con.execute("CREATE OR REPLACE TEMP TABLE nf (prompt_id VARCHAR, tbl VARCHAR, "
+                    "file VARCHAR)")
         total, done = sum(len(v) for v in new.values()), 0
         for t, target in (("samples", "ns"), ("verdicts", "nv")):
             for i in range(0, len(new[t]), CHUNK):
@@ -302,7 +308,7 @@ class StoreIndex:
         if gone:
             con.executemany("INSERT INTO gone VALUES (?, ?)", gone)
         con.execute("""CREATE OR REPLACE TEMP TABLE aff AS
-            SELECT prompt_id FROM ns UNION SELECT prompt_id FROM nv
+            SELECT prompt_id FROM nf
             UNION SELECT prompt_id FROM idx_files WHERE run = ? AND (tbl, file) IN (
                 SELECT (tbl, file) FROM gone)""", [run])
         # the affected prompts' rows in shards that did not change
@@ -320,36 +326,42 @@ class StoreIndex:
         self._step(run, "aggregating", done, total)
         # views.sql: the newest verdict of a sample wins; a filter run writes one verdict a
         # sample in a shard, so only prompts with verdicts in several shards are ranked
-        con.execute("""CREATE OR REPLACE TEMP TABLE multi AS SELECT prompt_id FROM nv
-            GROUP BY prompt_id HAVING count(DISTINCT file) > 1""")
-        con.execute("""CREATE OR REPLACE TEMP TABLE vn AS
+        con.execute("""CREATE OR REPLACE TEMP TABLE multi AS SELECT prompt_id FROM nf
+            WHERE tbl = 'verdicts' GROUP BY prompt_id HAVING count(DISTINCT file) > 1""")
+        con.execute("""CREATE OR REPLACE TEMP VIEW vn AS
             SELECT * FROM nv WHERE prompt_id NOT IN (SELECT prompt_id FROM multi)
             UNION ALL
             SELECT * FROM nv WHERE prompt_id IN (SELECT prompt_id FROM multi) QUALIFY
             row_number() OVER (PARTITION BY prompt_id, sample_idx ORDER BY created_at DESC) = 1
             """)
+        con.execute("""CREATE OR REPLACE TEMP TABLE new_langs AS SELECT ? AS run, prompt_id,
+            lang, count(*) AS samples, sum(lang_consistency) AS cons_sum,
+            count(lang_consistency) AS cons_n FROM vn GROUP BY ALL""", [run])
         con.execute("""CREATE OR REPLACE TEMP TABLE j AS
             SELECT s.prompt_id, s.num_tokens, s.finish_reason, v.correct, v.keep,
                    v.reject_reason
             FROM ns AS s LEFT JOIN vn AS v USING (prompt_id, sample_idx)""")
+        con.execute("DROP VIEW vn; DROP TABLE ns; DROP TABLE nv")  # memory back before more
+        con.execute("""CREATE OR REPLACE TEMP TABLE new_agg AS SELECT ? AS run, prompt_id,
+            count(*) AS n, count(correct) AS n_verified,
+            coalesce(sum(correct::INT), 0) AS n_correct, coalesce(sum(keep::INT), 0) AS n_kept,
+            avg(num_tokens) AS mean_tokens FROM j GROUP BY prompt_id""", [run])
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE new_outcomes AS SELECT ? AS run,
+            prompt_id, {_OUTCOME} AS outcome, count(*) AS samples FROM j GROUP BY ALL""", [run])
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE new_lengths AS SELECT ? AS run, prompt_id,
+            finish_reason, {_VERDICT} AS verdict, num_tokens, count(*) AS samples FROM j
+            GROUP BY ALL""", [run])
+        con.execute("DROP TABLE j")
+        con.execute("""CREATE OR REPLACE TEMP TABLE new_files AS SELECT DISTINCT ? AS run,
+            prompt_id, tbl, file FROM nf""", [run])
         con.execute("BEGIN")
         for t in _RUN_TABLES:
             con.execute(f"DELETE FROM {t} WHERE run = ? AND prompt_id IN (SELECT prompt_id "
                         f"FROM aff)", [run])
-        con.execute("""INSERT INTO idx_agg SELECT ?, prompt_id, count(*), count(correct),
-            coalesce(sum(correct::INT), 0), coalesce(sum(keep::INT), 0), avg(num_tokens)
-            FROM j GROUP BY prompt_id""", [run])
-        con.execute(f"INSERT INTO idx_outcomes SELECT ?, prompt_id, {_OUTCOME}, count(*) "
-                    f"FROM j GROUP BY ALL", [run])
-        con.execute(f"INSERT INTO idx_lengths SELECT ?, prompt_id, finish_reason, {_VERDICT}, "
-                    f"num_tokens, count(*) FROM j GROUP BY ALL", [run])
-        con.execute("""INSERT INTO idx_langs SELECT ?, prompt_id, lang, count(*),
-            sum(lang_consistency), count(lang_consistency) FROM vn GROUP BY ALL""", [run])
-        con.execute("""INSERT INTO idx_files
-            SELECT DISTINCT ?, prompt_id, 'samples', file FROM ns
-            UNION SELECT DISTINCT ?, prompt_id, 'verdicts', file FROM nv""", [run, run])
+            con.execute(f"INSERT INTO {t} BY NAME SELECT * FROM new_{t.removeprefix('idx_')}")
         con.execute("COMMIT")
-        for t in ("ns", "nv", "multi", "vn", "j", "aff", "gone"):
+        for t in ("nf", "multi", "aff", "gone", "new_langs", "new_agg", "new_outcomes",
+                  "new_lengths", "new_files"):
             con.execute(f"DROP TABLE {t}")
         self._step(run, "saving", done, total)
         self._save(run, {t: f"SELECT * EXCLUDE (run) FROM {t} WHERE run = {_quote(run)}"
