@@ -256,27 +256,25 @@ class StoreIndex:
         self._meta = prompts
 
     def _read(self, con, target: str, table: str, run: str, names: list[str],
-              only_affected: bool = False) -> None:
-        """Shards' rows into a temp table (columns an older shard lacks as NULL), and which
-        prompts each shard holds into `nf` (the file name is not kept a row)."""
+              read: list[tuple[str, str]], only_affected: bool = False) -> None:
+        """Shards' rows into a temp table (columns an older shard lacks as NULL), each with
+        its shard as a number: the shard's place in `read`, which this call extends."""
         paths = [str(self.store.table_dir(table, run) / n) for n in names]
-        src = f"read_parquet({_list(paths)}, union_by_name = true, filename = true)"
+        src = f"read_parquet({_list(paths)}, union_by_name = true)"
         where = " WHERE prompt_id IN (SELECT prompt_id FROM aff)" if only_affected else ""
         have = set(_READ[table])
         while True:
             cols = ", ".join(f"{c}::{t} AS {c}" if c in have else f"NULL::{t} AS {c}"
                              for c, t in _READ[table].items())
             try:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE stage AS SELECT {cols}, "
-                            f"parse_filename(filename) AS file FROM {src}{where}")
+                con.execute(f"INSERT INTO {target} SELECT {cols}, file_index::INT + "
+                            f"{len(read)} AS fid FROM {src}{where}")
                 break
             except duckdb.BinderException:  # a column no shard of these has
                 if have != set(_READ[table]):
                     raise
                 have &= {d[0] for d in con.execute(f"SELECT * FROM {src} LIMIT 0").description}
-        con.execute(f"INSERT INTO nf SELECT DISTINCT prompt_id, '{table}', file FROM stage")
-        con.execute(f"INSERT INTO {target} SELECT * EXCLUDE (file) FROM stage")
-        con.execute("DROP TABLE stage")
+        read += [(table, n) for n in names]
 
     def _load_later(self, run: str | None = None) -> None:
         """Load the saved tables `_load` left for later (of one run, or all); hold _build."""
@@ -294,21 +292,20 @@ class StoreIndex:
         con = self.db.cursor()
         for t, target in (("samples", "ns"), ("verdicts", "nv")):
             cols = ", ".join(f"{c} {ty}" for c, ty in _READ[t].items())
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {target} ({cols})")
-        con.execute("CREATE OR REPLACE TEMP TABLE nf (prompt_id VARCHAR, tbl VARCHAR, "
-                    "file VARCHAR)")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {target} ({cols}, fid INTEGER)")
+        read: list[tuple[str, str]] = []  # fid -> (table, shard name)
         total, done = sum(len(v) for v in new.values()), 0
         for t, target in (("samples", "ns"), ("verdicts", "nv")):
             for i in range(0, len(new[t]), CHUNK):
                 self._step(run, f"reading new {t} shards", done, total)
-                self._read(con, target, t, run, new[t][i:i + CHUNK])
+                self._read(con, target, t, run, new[t][i:i + CHUNK], read)
                 done += len(new[t][i:i + CHUNK])
         self._step(run, "recomputing the prompts they touch", done, total)
         con.execute("CREATE OR REPLACE TEMP TABLE gone (tbl VARCHAR, file VARCHAR)")
         if gone:
             con.executemany("INSERT INTO gone VALUES (?, ?)", gone)
         con.execute("""CREATE OR REPLACE TEMP TABLE aff AS
-            SELECT prompt_id FROM nf
+            SELECT prompt_id FROM ns UNION SELECT prompt_id FROM nv
             UNION SELECT prompt_id FROM idx_files WHERE run = ? AND (tbl, file) IN (
                 SELECT (tbl, file) FROM gone)""", [run])
         # the affected prompts' rows in shards that did not change
@@ -321,17 +318,25 @@ class StoreIndex:
             total += len(names)
             for i in range(0, len(names), CHUNK):
                 self._step(run, f"re-reading {t} shards of the prompts touched", done, total)
-                self._read(con, target, t, run, names[i:i + CHUNK], only_affected=True)
+                self._read(con, target, t, run, names[i:i + CHUNK], read,
+                           only_affected=True)
                 done += len(names[i:i + CHUNK])
         self._step(run, "aggregating", done, total)
         # views.sql: the newest verdict of a sample wins; a filter run writes one verdict a
         # sample in a shard, so only prompts with verdicts in several shards are ranked
-        con.execute("""CREATE OR REPLACE TEMP TABLE multi AS SELECT prompt_id FROM nf
-            WHERE tbl = 'verdicts' GROUP BY prompt_id HAVING count(DISTINCT file) > 1""")
+        con.execute("""CREATE OR REPLACE TEMP TABLE multi AS SELECT prompt_id FROM nv
+            GROUP BY prompt_id HAVING count(DISTINCT fid) > 1""")
+        con.execute("CREATE OR REPLACE TEMP TABLE bf AS SELECT unnest(range(?)) AS fid, "
+                    "unnest(?) AS tbl, unnest(?) AS file",
+                    [len(read), [t for t, _ in read], [n for _, n in read]])
+        con.execute("""CREATE OR REPLACE TEMP TABLE new_files AS SELECT DISTINCT ? AS run,
+            prompt_id, tbl, file FROM (SELECT DISTINCT prompt_id, fid FROM ns UNION ALL
+                                       SELECT DISTINCT prompt_id, fid FROM nv)
+            JOIN bf USING (fid)""", [run])
         con.execute("""CREATE OR REPLACE TEMP VIEW vn AS
-            SELECT * FROM nv WHERE prompt_id NOT IN (SELECT prompt_id FROM multi)
+            SELECT * EXCLUDE (fid) FROM nv WHERE prompt_id NOT IN (SELECT prompt_id FROM multi)
             UNION ALL
-            SELECT * FROM nv WHERE prompt_id IN (SELECT prompt_id FROM multi) QUALIFY
+            SELECT * EXCLUDE (fid) FROM nv WHERE prompt_id IN (SELECT prompt_id FROM multi) QUALIFY
             row_number() OVER (PARTITION BY prompt_id, sample_idx ORDER BY created_at DESC) = 1
             """)
         con.execute("""CREATE OR REPLACE TEMP TABLE new_langs AS SELECT ? AS run, prompt_id,
@@ -352,15 +357,13 @@ class StoreIndex:
             finish_reason, {_VERDICT} AS verdict, num_tokens, count(*) AS samples FROM j
             GROUP BY ALL""", [run])
         con.execute("DROP TABLE j")
-        con.execute("""CREATE OR REPLACE TEMP TABLE new_files AS SELECT DISTINCT ? AS run,
-            prompt_id, tbl, file FROM nf""", [run])
         con.execute("BEGIN")
         for t in _RUN_TABLES:
             con.execute(f"DELETE FROM {t} WHERE run = ? AND prompt_id IN (SELECT prompt_id "
                         f"FROM aff)", [run])
             con.execute(f"INSERT INTO {t} BY NAME SELECT * FROM new_{t.removeprefix('idx_')}")
         con.execute("COMMIT")
-        for t in ("nf", "multi", "aff", "gone", "new_langs", "new_agg", "new_outcomes",
+        for t in ("bf", "multi", "aff", "gone", "new_langs", "new_agg", "new_outcomes",
                   "new_lengths", "new_files"):
             con.execute(f"DROP TABLE {t}")
         self._step(run, "saving", done, total)
