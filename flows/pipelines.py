@@ -93,15 +93,18 @@ def evaluation(cfg: PipelineConfig, model: Path, data: Path, who: str | None = N
 
 def finish(cfg: PipelineConfig, r: dict) -> dict:
     """The report: the HTML page beside the store, the markdown artifact, and how to browse;
-    the last lines logged are the exam table (base vs teacher vs student...)."""
+    the last lines logged are the exam table (base vs teacher vs student...), also returned as
+    `exams` (the table) for the CLI to print last."""
+    exams = exam_results(r)
+    if exams:
+        r["exams"] = exam_table(exams)
     r["html"] = str(html_report(cfg, r))
     r["serve"] = serve_command(cfg)
     report(cfg, r)
     log = get_run_logger()
     log.info("report: %s  browse the store: %s", r["html"], r["serve"])
-    exams = exam_results(r)
     if exams:
-        log.info("held-out exam (R1 protocol, k=%d):\n%s", cfg.exam.k, exam_table(exams))
+        log.info("held-out exam (R1 protocol, k=%d):\n%s", cfg.exam.k, r["exams"])
     return r
 
 
