@@ -511,6 +511,10 @@ def make_app(store: Store, *, warm: bool = False, wait: float = 30.0):
             except (Building, InputError):
                 pass  # the page shows it
         cache.cursor()  # the views, bound once
+        try:
+            plots.page()  # drawn once the index is there (matplotlib's import is ~0.5 s)
+        except (Building, InputError):
+            pass
 
     if warm:
         threading.Thread(target=warm_up, daemon=True, name="r1data-serve-warm").start()
