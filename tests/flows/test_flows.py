@@ -717,6 +717,7 @@ def test_example_flows_load_and_the_quickstart_harvests_and_examines():
     assert p.generate.adaptive is not None
 
 
+@pytest.mark.heavy  # 182 s on the loaded 2-core machine (one tiny engine, a Prefect server)
 @pytest.mark.slow
 def test_a_harvest_that_verifies_nothing_fails_its_stage_in_one_line(tmp_path, tiny_model):
     """cold_start.harvest in a flow on an untrained tiny base: the cold_data stage samples it
