@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -117,13 +116,17 @@ BATCH_CHARS = 4_000_000  # completion text read at a time (~150 R1 traces of 26k
 # select's memory by a batch, not by the run (the decisions hold ids and signatures only)
 # Exact duplicates are texts equal after DuckDB's trim (Unicode space separators) and \s runs
 # (RE2's [\t\n\f\r ]) made one space: select's first SQL form, md5(regexp_replace(trim(..))).
-_ZS = "".join(chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Zs")
-_SPACES = re.compile(r"[\t\n\f\r ]+")
+_ZS = " \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200b))) + "\u202f\u205f\u3000"  # Zs
 
 
 def text_key(text: str) -> bytes:
     """The digest two samples share when they are the same text up to whitespace."""
-    return hashlib.md5(_SPACES.sub(" ", text.strip(_ZS)).encode()).digest()
+    t = text.strip(_ZS)
+    for c in "\t\n\f\r":  # str.replace, not a regex: a trace is 20-100k characters
+        t = t.replace(c, " ")
+    while "  " in t:
+        t = t.replace("  ", " ")
+    return hashlib.md5(t.encode()).digest()
 
 
 @dataclass
@@ -259,10 +262,10 @@ def select(store: Store, run: str, name: str, cfg: SelectConfig | None = None) -
     kept: dict[str, list[tuple[_Cand, object]]] = {}  # prompt -> (sample, its MinHash)
     for group in _chunks(todo, shards):
         texts = _texts(shards, group)
-        picked = [(pid, c) for pid, cands in group for c in _keep(cands, texts, cfg, rep)]
-        sigs = _signatures([texts[c.shard, c.row] for _, c in picked])
-        for (pid, c), sig in zip(picked, sigs, strict=True):
-            kept.setdefault(pid, []).append((c, sig))
+        for pid, cands in group:  # signatures a prompt at a time: shingles are ~8x the text
+            picked = _keep(cands, texts, cfg, rep)
+            sigs = _signatures([texts[c.shard, c.row] for c in picked])
+            kept[pid] = list(zip(picked, sigs, strict=True))
         del texts
     chosen, hashes = [], []
     for pid in by_prompt:  # prompt_id order, as the set and its clusters are written
