@@ -258,7 +258,7 @@ def lid_path() -> str:
 def run_peer(store, out: Path, workers: int) -> tuple[set, float, float]:
     """datatrove over the run's sample shards: (kept keys, peak MiB, seconds)."""
     samples = store.table_dir("samples", "long")
-    files = sorted(p.name for p in samples.glob("*.parquet"))
+    files = store.shard_names("samples", "long")
     script = out.parent / "peer.py"
     script.write_text(_PEER)
     os.environ["LONGTRACE_LID"] = lid_path()
