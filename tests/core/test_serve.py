@@ -284,6 +284,30 @@ def test_index_reads_new_and_removed_shards_alone(copied):
     agrees_with_views(again, copied)
 
 
+def test_index_unsaved_or_damaged_is_rebuilt_in_memory(copied):
+    """(~1.5 s) A damaged saved index is read again from the shards; a store where it cannot
+    be saved is served from memory, and the runs page says so in one line."""
+    from r1data.serve import runs_page
+    from r1data.serve_index import StoreIndex
+
+    cols = "prompt_id, n, n_verified, n_correct, n_kept, round(mean_tokens, 6)"
+    views = query.run(copied, f"SELECT {cols} FROM prompt_stats WHERE run = 'a' "
+                              f"ORDER BY ALL").fetchall()
+    saved = copied.root / "runs" / ".serve-index"
+    (saved / "a.json").write_text("{not json")
+    for damage in ("json", "no folder"):
+        ix = StoreIndex(copied)
+        assert ix.update("a") is True
+        assert ix.db.execute(f"SELECT {cols} FROM prompt_stats WHERE run = 'a' ORDER BY ALL"
+                             ).fetchall() == views
+        if damage == "json":
+            assert ix.saved is None
+            shutil.rmtree(saved)
+            saved.write_text("")  # a file where the folder goes: nothing can be saved
+    assert "not saved" in ix.saved and "index kept in memory only" in runs_page(ix)
+    assert saved.is_file() and saved.read_text() == ""
+
+
 def test_first_build_shows_its_progress_and_pages_follow(built, tmp_path):
     """(~1 s) No saved index: the page answers at once (202) with the build's progress, and
     reloads into the page once the index is there."""
