@@ -209,26 +209,39 @@ def test_batched_verdicts_equal_whole_shard_verdicts(store, tmp_path):
     assert tables[0][2].equals(tables[1][2]) and tables[0][2].equals(tables[2][2])
 
 
+# The child's peak is its own address space's high-water mark (VmHWM), not getrusage's
+# ru_maxrss: Python starts a child with vfork, and exec records the parent's peak RSS in the
+# child's ru_maxrss, so inside the full suite every child "peaked" at pytest's size.
 _PEAKS = """
-import json, resource, sys
+import json, sys
 from r1data.filtering import FilterConfig, filter_shard
 from dataclasses import asdict
+
+def vm_hwm():
+    with open("/proc/self/status") as f:
+        return next(int(x.split()[1]) * 1024 for x in f if x.startswith("VmHWM:"))
+
 root, out, jobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 peaks = []
 for shard, batch_rows, batch_chars in jobs:
     cfg = asdict(FilterConfig(batch_rows=batch_rows, batch_chars=batch_chars, workers=1))
     filter_shard(root, shard, out + "/" + str(len(peaks)) + ".parquet", cfg)
-    peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peaks.append(vm_hwm())
 print(json.dumps(peaks))
 """
 
 
-@pytest.mark.heavy  # out of CI's make test this session: see the session note
 @pytest.mark.timeout(300)
 def test_memory_is_bounded_by_the_row_batch_not_the_shard(store, tmp_path):
-    """One process filters a shard of 16 long traces, then one of 128, in batches of 8: its
-    peak RSS does not grow with the shard (less than a tenth of the extra text). The same
+    """One fresh process filters a shard of 16 long traces three times, then one of 512, in
+    batches of 8: its peak RSS does not grow with the shard (less than half the extra text).
     128 traces as one batch do raise it by more than the extra text: the measure can fail.
+
+    The small shard goes three times because a process's peak rises over its first batches
+    (fastText, the Python heap) and is about flat after the second pass (0-1.5 MB more for the
+    512 traces, rarely ~15 MB: allocator creep); a reader that holds the whole shard (as
+    pyarrow's ParquetFile does by default: it pre-buffers every row group it is asked for
+    unless pre_buffer=False) shows as 30-40 MB, 1.5-2x the extra text.
 
     The shards have row groups of 16 rows and no dictionary page: a Parquet reader decodes a
     column's whole dictionary page (for texts that never repeat, all of a row group's text)
@@ -237,17 +250,17 @@ def test_memory_is_bounded_by_the_row_batch_not_the_shard(store, tmp_path):
 
     ids = prompts(store)
     chars = 40_000
-    add_samples(store, "small", long_items(ids["math"], 16, chars, seed=1), shard_size=16)
-    add_samples(store, "big", long_items(ids["math"], 128, chars, seed=2), shard_size=128)
-    small, big = store.shards("samples", "small")[0], store.shards("samples", "big")[0]
-    for path in (small, big):  # streamable shards: row groups of 16, text not in a dictionary
+    for run, n in (("small", 16), ("mid", 128), ("big", 512)):
+        add_samples(store, run, long_items(ids["math"], n, chars, seed=n), shard_size=n)
+    small, mid, big = (str(store.shards("samples", r)[0]) for r in ("small", "mid", "big"))
+    for path in (small, mid, big):  # streamable shards: row groups of 16, no dictionary
         pq.write_table(pq.read_table(path), path, row_group_size=16, use_dictionary=False)
-    jobs = [[str(small), 8, 10**9], [str(big), 8, 10**9], [str(big), 128, 10**9]]
+    jobs = [[small, 8, 10**9]] * 3 + [[big, 8, 10**9], [mid, 128, 10**9]]
     got = subprocess.run([sys.executable, "-c", _PEAKS, str(store.root), str(tmp_path),
                           json.dumps(jobs)], capture_output=True, text=True, check=True)
-    after_small, after_big, whole = json.loads(got.stdout)
-    extra_text = (128 - 16) * chars
-    assert after_big - after_small < extra_text / 10, (after_small, after_big, whole)
+    *_, after_small, after_big, whole = json.loads(got.stdout)
+    extra_text = (512 - 16) * chars
+    assert after_big - after_small < extra_text / 2, (after_small, after_big, whole)
     assert whole - after_big > extra_text, (after_small, after_big, whole)
 
 
