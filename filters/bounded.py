@@ -35,10 +35,10 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from r1data.errors import R1DataError
+from r1data.procs import sweep_dead_owners
 
 START_TIMEOUT = 300.0  # seconds a worker may take to import and warm up; not the call's budget
 _TMP_PREFIX = "r1data-worker-"
@@ -81,26 +81,7 @@ def _popen(*args, **kwargs) -> subprocess.Popen:
 
 def sweep_stale_tmp(root: str | None = None) -> int:
     """Remove worker temp folders whose worker process no longer exists; how many went."""
-    removed = 0
-    for d in Path(root or tempfile.gettempdir()).glob(f"{_TMP_PREFIX}*"):
-        try:
-            pid = int(d.name[len(_TMP_PREFIX):].split("-")[0])
-        except ValueError:
-            continue
-        if not _alive(pid):
-            shutil.rmtree(d, ignore_errors=True)
-            removed += 1
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return len(sweep_dead_owners(root or tempfile.gettempdir(), _TMP_PREFIX))
 
 
 class _Worker:

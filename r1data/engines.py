@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from r1data.config import GenerateConfig
 from r1data.errors import EngineError
+from r1data.procs import sweep_dead_owners
 
 
 @dataclass
@@ -89,25 +89,9 @@ def private_tmp_root() -> Path:
     return root
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
-
-
 def sweep_stale_tmp(tmp: Path) -> list[Path]:
     """Remove private temp dirs (`vllm-<pid>-*`) whose owner is dead; a SIGKILL skips close()."""
-    swept = []
-    for d in tmp.glob("vllm-*-*"):
-        pid = d.name.split("-")[1]
-        if d.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
-            shutil.rmtree(d, ignore_errors=True)
-            swept.append(d)
-    return swept
+    return sweep_dead_owners(tmp, "vllm-")
 
 
 # --- vLLM's processes die with their parent ----------------------------------------------------
