@@ -42,6 +42,18 @@ CHECKS: tuple[str, ...] = tuple(v.check for v in VERIFIERS if v.check)
 # Checks that run only when asked for: the LLM judge needs a judge model (filters/judge.py,
 # run over a whole run by r1data.judging; its reward is the `judge:MODEL` factory).
 OPT_IN_CHECKS: tuple[str, ...] = ("judge",)
+# Which failing check names a rejected sample (its reject_reason): R1 drops malformed samples
+# (truncated, no <think>, repetition) before it asks whether they are right, then language;
+# the LLM judge last. The one statement of that order: verdict_rows and the tests read it here.
+REJECT_ORDER: tuple[str, ...] = ("format", "correct", "language", *OPT_IN_CHECKS)
+
+
+def reject_reason(failed: dict[str, str | None], checks) -> str | None:
+    """The sample's reject_reason: the reason of the first check in REJECT_ORDER that is in
+    `checks` (those that decide keep) and failed (a reason, not None); None keeps it."""
+    return next((failed[c] for c in REJECT_ORDER if c in checks and failed.get(c)), None)
+
+
 # The verifiers' rewards, and rewards that are no verdict (a length penalty).
 REWARDS: dict[str, R.Reward] = {v.name: v.reward for v in VERIFIERS} | {
     "length": R.make_length_reward()}

@@ -123,3 +123,16 @@ def test_registry_names_every_filter_check_and_its_reward():
     assert CHECKS == tuple(FilterConfig().checks)
     for v in VERIFIERS:
         assert REWARDS[v.name] is v.reward and callable(v.batch)
+
+
+def test_reject_order_covers_every_check_once_and_picks_the_first_failing():
+    from r1data.filters.registry import OPT_IN_CHECKS, REJECT_ORDER, reject_reason
+
+    assert sorted(REJECT_ORDER) == sorted((*CHECKS, *OPT_IN_CHECKS))
+    failed = {"format": "no_think", "correct": "incorrect", "language": None,
+              "judge": "judge_rejected"}
+    assert reject_reason(failed, CHECKS) == "no_think"
+    assert reject_reason(failed, ("correct", "language")) == "incorrect"  # format not asked
+    assert reject_reason(failed, ("language",)) is None
+    assert reject_reason({"format": None, "judge": "judge_rejected"}, (*CHECKS, "judge")) \
+        == "judge_rejected"
