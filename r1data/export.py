@@ -111,7 +111,7 @@ def batches(samples: list[dict], shards: list[Path], fmt: str) -> Iterator[list[
         for i in range(0, len(samples), 4096):
             yield [_grpo_row(r) for r in samples[i:i + 4096]]
         return
-    size = rows_per_batch(shards, BATCH_CHARS)
+    size = rows_per_batch(shards, BATCH_CHARS // 2)  # the reasoning repeats the completion
     for i in range(0, len(samples), size):
         part = samples[i:i + size]
         texts = take(shards, (r["at"] for r in part), ["completion", "reasoning", "final"])

@@ -114,8 +114,9 @@ def _jaccard(a: set, b: set) -> float:
 
 BATCH_CHARS = 4_000_000  # completion text read at a time (~150 R1 traces of 26k): bounds
 # select's memory by a batch, not by the run (the decisions hold ids and signatures only)
-# Exact duplicates are texts equal after DuckDB's trim (Unicode space separators) and \s runs
-# (RE2's [\t\n\f\r ]) made one space: select's first SQL form, md5(regexp_replace(trim(..))).
+
+# Exact duplicates are texts equal after DuckDB's trim (Unicode space separators) with runs of
+# \s (RE2's [\t\n\f\r ]) made one space, as select's SQL had it: md5(regexp_replace(trim(..))).
 _ZS = " \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200b))) + "\u202f\u205f\u3000"  # Zs
 
 
