@@ -192,3 +192,22 @@ def test_long_text_shards_have_bounded_row_groups_without_dictionaries(tmp_path)
                                            "seed", "round")), (g, name)
     assert pq.read_table(path).equals(table)
     assert st.read("samples", "r").equals(table)
+
+
+def test_read_rows_picks_rows_across_row_groups(tmp_path):
+    """Rows picked by number (unsorted, repeated, first and last, inside and across groups of
+    7) come back once each, in row order, equal to the table's; take maps them by shard."""
+    import pyarrow.parquet as pq
+
+    from r1data.store import read_rows, take
+
+    table = pa.table({"n": list(range(50)), "completion": [f"text {i}" * i for i in range(50)]})
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=7)
+    want = [49, 0, 13, 14, 13, 6, 7, 48, 20]
+    got = list(read_rows(path, want, ["n", "completion"], batch_rows=3))
+    assert [r for r, _ in got] == sorted(set(want))
+    assert [v for _, v in got] == table.take(sorted(set(want))).to_pylist()
+    assert list(read_rows(path, [], ["n"])) == []
+    both = take([path, path], [(1, 5), (0, 44)], ["n"])
+    assert both == {(0, 44): {"n": 44}, (1, 5): {"n": 5}}
