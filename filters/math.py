@@ -115,6 +115,32 @@ def _choice(s: str) -> str | None:
 _ASSIGN = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=<>]+)$")
 
 
+# An answer that restates the question (`8 + 8`, `(6+8)\\div 4`, `2\\times 3`) is no answer:
+# math-verify evaluates it and calls it equal to the value, so a policy rewarded by it learns
+# to copy the question. Such an answer is a chain of number literals and binary operators
+# (\\frac{p}{q} is p/q); a single p/q is a value (7/2, \\frac{7}{2}), and so is scientific
+# notation (3\\times 10^{8}). Each pass is one linear scan: operators become one character,
+# literals N, brackets go; what is left must be N op N op ... N.
+_OPERATOR = re.compile(r"\\(?:times|cdot|div|ast)(?![A-Za-z])|[×÷·*]")
+_FRAC_OVER = re.compile(r"\\frac(?=\{)|\}\{")  # \\frac{p}{q} -> {p/q}
+_LITERAL = re.compile(r"\d+(?:\.\d+)?")
+_BRACKETS = re.compile(r"[(){}\[\]]")
+_CHAIN = re.compile(r"-?N(?:[-+*/^]-?N)+")
+_SCIENTIFIC = re.compile(r"-?\d+(?:\.\d+)?\*10\^-?\d+")
+
+
+def _arithmetic(s: str) -> bool:
+    """True when s is an unevaluated arithmetic expression of number literals."""
+    if len(s) > MAX_ANSWER_CHARS:
+        return False
+    s = _OPERATOR.sub("*", "".join(s.split()).replace("\u2212", "-"))
+    s = _BRACKETS.sub("", _FRAC_OVER.sub(lambda m: "" if m.group() == "\\frac" else "/", s))
+    if _SCIENTIFIC.fullmatch(s):
+        return False
+    chain = _LITERAL.sub("N", s)
+    return bool(_CHAIN.fullmatch(chain)) and chain.lstrip("-") != "N/N"
+
+
 def _exact_verdict(g: str, a: str) -> bool | str | None:
     """Both sides exact numbers: True/False, or UNVERIFIED when too big to decide; None when
     either side is not an exact number."""
@@ -269,6 +295,8 @@ def _quick_verdict(gold: str, answer: str) -> bool | str | tuple[str, str]:
     g, a = _decimal(g, a), _decimal(a, g)
     if g == a or _squash(g) == _squash(a):
         return True
+    if _arithmetic(a) and not _arithmetic(g):  # the question restated, not its value
+        return False
     verdict = _exact_verdict(g, a)  # numbers once units, $ and \\text are gone
     if verdict is not None:
         return verdict

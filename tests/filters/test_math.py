@@ -138,7 +138,7 @@ FORMS = [
     ("\\boxed{2^{2023}}", "2^{2024}", False),
     ("\\boxed{e^{-x^{2}}}", "e^{-x^2}", True),
     ("\\boxed{\\sin^2 x + \\cos^2 x}", "1", True),
-    ("\\boxed{2^{10} \\cdot 3^5}", "248832", True),
+    ("\\boxed{2^{10} \\cdot 3^5}", "248832", False),  # literals unevaluated: no value (below)
     # radicals, pi, fractions, decimals
     ("\\boxed{\\frac{1}{\\sqrt{2}}}", "\\frac{\\sqrt2}{2}", True),
     ("\\boxed{\\sqrt[3]{8}}", "2", True),
@@ -379,3 +379,25 @@ def test_long_answers_cost_far_less_than_their_timeout():
     got = verify_answers(answers, ["12"] * len(answers), timeout=1)
     assert time.perf_counter() - start < len(answers) * 1.0
     assert True not in got
+
+
+# --- A restated question is no answer: math-verify evaluates `8 + 8` and calls it 16, so the
+# GRPO accuracy reward (the same check) would pay a policy for copying the question.
+@pytest.mark.parametrize("answer,gold,expected", [
+    ("8+8", "16", False), ("8 + 8", "16", False), ("(6+8)\\div 4", "\\frac{7}{2}", False),
+    ("(6 + 8) \\div 4", "3.5", False), ("2\\times 3", "6", False), ("2 \\cdot 3", "6", False),
+    ("12 - 5", "7", False), ("2^{10}", "1024", False), ("\\frac{6+8}{4}", "\\frac{7}{2}", False),
+    ("\\frac{1}{2}+\\frac{1}{2}", "1", False), ("x = 8 + 8", "16", False), ("3 × 4", "12", False),
+    # values in any form still count
+    ("16", "16", True), ("\\frac{7}{2}", "3.5", True), ("3.5", "\\frac{7}{2}", True),
+    ("7/2", "\\frac{7}{2}", True), ("-4", "-4", True), ("2\\sqrt{3}", "2\\sqrt{3}", True),
+    ("\\sqrt{12}", "2\\sqrt{3}", True), ("x = 4", "4", True), ("50\\%", "50", True),
+    ("3\\times 10^{8}", "300000000", True), ("-\\frac{7}{2}", "-3.5", True),
+    # a gold that is itself an expression is matched as before
+    ("2^{10}", "2^{10}", True), ("8+8", "8+8", True),
+])
+def test_an_unevaluated_expression_is_not_a_value(answer, gold, expected):
+    assert answers_equal(gold, answer) is expected
+    comps = [R + f"\\boxed{{{answer}}}"] * 2
+    assert verify_batch(comps, [gold] * 2) == [expected] * 2  # the batch path: the same rule
+
