@@ -416,7 +416,10 @@ def flow_run(config: Annotated[Path, typer.Argument(help="Pipeline YAML.")]):
     """
     from r1data.flows.run import run_pipeline
 
-    _echo(run_pipeline(config))
+    res = run_pipeline(config)
+    _echo(res)
+    if res.get("exams"):  # the flow's last word: every model it made, on the held-out exam
+        typer.echo(res["exams"])
 
 
 @flow_app.command("serve")

@@ -1,10 +1,12 @@
 -- Rejection-sampling funnel per run and source: how many samples each stage removed.
--- reject_reason holds the first failing check, so the rows add up to the total.
+-- reject_reason holds the first failing check, so the rows add up to the total. Exam runs
+-- (exam-*) are evaluations, not rejection sampling: `--report exam` has them.
 WITH j AS (
     SELECT s.run, p.source, v.keep, v.reject_reason
     FROM samples AS s
     JOIN prompts AS p USING (prompt_id)
     LEFT JOIN verdicts AS v USING (run, prompt_id, sample_idx)
+    WHERE s.run NOT LIKE 'exam-%'
 )
 SELECT run, source,
        coalesce(CASE WHEN keep THEN 'kept' END, reject_reason,

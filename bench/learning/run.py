@@ -76,7 +76,7 @@ def main() -> None:
         last = train_sft(SFTConfig(data=str(work / "coldstart-data"), model=base,
                                    out=str(work / "teacher"), max_steps=args.cs_steps,
                                    batch_size=args.cs_batch, lr=args.cs_lr, max_len=512,
-                                   bf16=True, save_every=0, eval_every=0), progress=False)
+                                   bf16=None, save_every=0, eval_every=0), progress=False)
         record("coldstart", {"steps": args.cs_steps, "lr": args.cs_lr, **last}, t)
     if "teacher" in steps:
         t = time.perf_counter()
@@ -93,7 +93,7 @@ def main() -> None:
         export(store, "student-data", work / "student-data", fmt="sft", test_size=0.0)
         train_sft(SFTConfig(data=str(work / "student-data"), model=base,
                             out=str(work / "student"), max_steps=args.student_steps,
-                            batch_size=args.cs_batch, lr=args.cs_lr, max_len=512, bf16=True,
+                            batch_size=args.cs_batch, lr=args.cs_lr, max_len=512, bf16=None,
                             save_every=0, eval_every=0), progress=False)
         results["student"] = evaluate_exam(store, str(work / "student" / "model"), "student",
                                            exam, progress=False)
