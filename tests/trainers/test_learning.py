@@ -58,15 +58,18 @@ def test_cold_start_sft_lifts_pass_at_1(stages):
     assert before <= 0.05 and after >= 0.3
 
 
-@pytest.mark.heavy  # out of CI's make test this session: see the session note
 def test_grpo_raises_mean_reward(stages):
+    """lr 3e-4: at 1e-4 the reward curve is flat over 60 steps (0.51 -> 0.54, the same with the
+    GRPO code before its position-id change, so no regression: a too-weak setting). At 3e-4 it
+    first dips (Adam's first steps move every weight by ~lr) and then climbs: +0.085 over the
+    run for seeds 0 and 1; 2e-4 gave +0.037."""
     root, _ = stages
     rows = [{"prompt": question(a, b), "answer": str(a + b), "domain": "math"} for a, b in TRAIN]
     data = root / "grpo"
     datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(data))
     train_grpo(GRPOConfig(data=str(data), model=str(root / "sft" / "model"), out=str(root / "rl"),
                           rewards={"accuracy": 1.0}, num_generations=16, prompts_per_step=8,
-                          max_steps=60, max_completion_length=24, lr=1e-4, temperature=1.0,
+                          max_steps=60, max_completion_length=24, lr=3e-4, temperature=1.0,
                           beta=0.0, loss_type="dapo", seed=0), progress=False)
     log = [json.loads(x) for x in (root / "rl" / "metrics.jsonl").read_text().splitlines()]
     first = sum(r["reward"] for r in log[:15]) / 15
