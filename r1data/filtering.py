@@ -145,7 +145,7 @@ def sample_batches(shard: str, rows: list[int] | None, batch_rows: int, batch_ch
     import pyarrow.parquet as pq
 
     start, stop = rows if rows is not None else (0, None)
-    pf = pq.ParquetFile(shard, buffer_size=1 << 20)  # not a whole column chunk at once
+    pf = pq.ParquetFile(shard, buffer_size=1 << 20, pre_buffer=False)  # not a whole chunk
     groups, first, at = [], [], 0  # row groups overlapping the slice, and their first row
     for g in range(pf.metadata.num_row_groups):
         n = pf.metadata.row_group(g).num_rows

@@ -233,7 +233,7 @@ def read_rows(shard: Path, rows: Iterable[int], columns: list[str], batch_rows: 
     want = sorted(set(rows))
     if not want:
         return
-    pf = pq.ParquetFile(shard, buffer_size=1 << 20)  # not a whole column chunk at once
+    pf = pq.ParquetFile(shard, buffer_size=1 << 20, pre_buffer=False)  # not a whole chunk
     i, first = 0, 0
     for g in range(pf.metadata.num_row_groups):
         stop = first + pf.metadata.row_group(g).num_rows
