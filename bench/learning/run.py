@@ -52,7 +52,7 @@ def main() -> None:
     results: dict[str, dict] = {}
 
     def record(step: str, obj: dict, started: float) -> None:
-        obj = {"step": step, "seconds": round(time.perf_counter() - started, 1), **obj}
+        obj = {**obj, "step": step, "seconds": round(time.perf_counter() - started, 1)}
         with open(log, "a") as fh:
             fh.write(json.dumps(obj, default=str) + "\n")
         print(json.dumps(obj, default=str)[:2000], flush=True)
