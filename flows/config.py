@@ -153,6 +153,7 @@ class ExportStage(_Strict):
     format: Literal["sft", "grpo"] = _default(export, "fmt")
     out: str | None = None  # default: <store>/../exports/<select.name>-<format>
     test_size: float = _default(export, "test_size")  # share of prompts held out (by id)
+    plain_share: float = _default(export, "plain_share")  # sft rows without the R1 suffix
 
 
 # The flow trains into a fresh folder each time (no resume), in this process (no torchrun).

@@ -363,7 +363,8 @@ def _export(cfg: PipelineConfig, out: Path, fmt: str) -> dict:
         # A funnel that keeps nothing is a result (e.g. an untrained teacher never closes
         # </think>), not a failure: the report says so.
         return {"out": None, "skipped": "no sample passed the filters"}
-    return export(store, cfg.select.name, out, fmt=fmt, test_size=cfg.export.test_size)
+    return export(store, cfg.select.name, out, fmt=fmt, test_size=cfg.export.test_size,
+                  plain_share=cfg.export.plain_share)
 
 
 @stage("export", reads=lambda cfg: [("curated", cfg.select.name)],

@@ -34,6 +34,22 @@ def strip_suffix(text: str, suffix: str = R1_USER_SUFFIX) -> str:
     return text.removesuffix(suffix)
 
 
+def drop_suffix(messages: list[dict], share: float) -> list[dict]:
+    """The conversation with the R1 suffix taken off its first user turn for a deterministic
+    `share` of conversations (by a hash of that turn). Training rows that all carry the suffix
+    teach the format as a reaction to it: measured, a student trained so wrote <think> on 80%
+    of unseen problems with the suffix and on none without it."""
+    import hashlib
+
+    i = next((j for j, m in enumerate(messages) if m["role"] == "user"), None)
+    if i is None or share <= 0:
+        return messages
+    text = messages[i]["content"]
+    if int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 0x100000000 >= share:
+        return messages
+    return [*messages[:i], messages[i] | {"content": strip_suffix(text)}, *messages[i + 1:]]
+
+
 def chat_messages(problem: str, domain: str, *, system_prompt: str | None = None,
                   user_suffix: str = R1_USER_SUFFIX) -> list[dict]:
     """The prompt as chat messages: an optional system turn, then the user turn."""

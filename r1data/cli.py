@@ -355,13 +355,16 @@ def export_cmd(
     push_to_hub: Annotated[str | None, typer.Option(help="Also push to this hub repo.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT even if r1data did not write it."
                                             )] = False,
+    plain_share: Annotated[float, typer.Option(
+        help="sft: share of rows whose user turn drops the R1 suffix (the format unasked).")
+                           ] = _EXP["plain_share"],
 ):
     """Write a Hugging Face DatasetDict (train/test) with a dataset card.
 
     Example: r1data export --store st --curated cur --format sft --out data/sft
     """
     _echo(export(_store(store, create=False), curated, out, fmt=fmt, test_size=test_size,
-                 push_to_hub=push_to_hub, overwrite=overwrite))
+                 push_to_hub=push_to_hub, overwrite=overwrite, plain_share=plain_share))
 
 
 @app.command("eval")

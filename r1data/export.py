@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from r1data.chat import chat_messages, join_think
+from r1data.chat import chat_messages, drop_suffix, join_think
 from r1data.errors import InputError
 from r1data.store import Store, check_name
 
@@ -81,8 +81,8 @@ def curated_samples(store: Store, curated: str) -> tuple[list[dict], list[Path]]
     return rows, shards
 
 
-def _sft_row(r: dict, text: dict) -> dict:
-    return {"messages": [*chat_messages(r["problem"], r["domain"]),
+def _sft_row(r: dict, text: dict, plain_share: float = 0.0) -> dict:
+    return {"messages": [*drop_suffix(chat_messages(r["problem"], r["domain"]), plain_share),
                          {"role": "assistant",
                           "content": assistant_text(text["reasoning"], text["final"],
                                                     text["completion"])}],
@@ -102,7 +102,8 @@ def one_per_prompt(samples: list[dict]) -> list[dict]:
     return [r for r in samples if not (r["prompt_id"] in seen or seen.add(r["prompt_id"]))]
 
 
-def batches(samples: list[dict], shards: list[Path], fmt: str) -> Iterator[list[dict]]:
+def batches(samples: list[dict], shards: list[Path], fmt: str, plain_share: float = 0.0
+            ) -> Iterator[list[dict]]:
     """The dataset rows of `samples` (curated_samples, in order), a batch of about
     BATCH_CHARS of trace text at a time: an export never holds the set whole."""
     from r1data.store import rows_per_batch, take
@@ -115,7 +116,7 @@ def batches(samples: list[dict], shards: list[Path], fmt: str) -> Iterator[list[
     for i in range(0, len(samples), size):
         part = samples[i:i + size]
         texts = take(shards, (r["at"] for r in part), ["completion", "reasoning", "final"])
-        yield [_sft_row(r, texts[r["at"]]) for r in part]
+        yield [_sft_row(r, texts[r["at"]], plain_share) for r in part]
 
 
 def rows_for(store: Store, curated: str, fmt: str) -> list[dict]:
@@ -267,9 +268,11 @@ def _write_split(folder: Path, parquet: Path, rows: Iterator[list[dict]], featur
 
 def export(store: Store, curated: str, out: str | Path, *, fmt: Literal["sft", "grpo"] = "sft",
            test_size: float = 0.1, push_to_hub: str | None = None, private: bool = True,
-           overwrite: bool = False) -> dict:
+           overwrite: bool = False, plain_share: float = 0.0) -> dict:
     """Write DIR (save_to_disk), DIR/data/<split>.parquet and DIR/README.md; optionally push.
-    DIR must be empty, absent or an earlier export unless `overwrite`.
+    DIR must be empty, absent or an earlier export unless `overwrite`. `plain_share` (sft): the
+    share of rows whose user turn goes without the R1 suffix, so that a model trained on them
+    writes the format unasked (chat.drop_suffix).
 
     The rows are streamed from the store a batch at a time into both files (the datasets
     library writes its folder's metadata for a one-row stand-in of each split, whose Arrow
@@ -281,6 +284,8 @@ def export(store: Store, curated: str, out: str | Path, *, fmt: Literal["sft", "
         raise InputError(f"unknown format {fmt!r} (sft or grpo)")
     if not 0 <= test_size < 1:
         raise InputError("test size must be in [0, 1)")
+    if not 0 <= plain_share <= 1:
+        raise InputError("plain share must be in [0, 1]")
     samples, shards = curated_samples(store, curated)
     if fmt == "grpo":
         samples = one_per_prompt(samples)
@@ -305,7 +310,7 @@ def export(store: Store, curated: str, out: str | Path, *, fmt: Literal["sft", "
         (staging / "data").mkdir()
         for s, part in splits.items():
             _write_split(staging / s, staging / "data" / f"{s}.parquet",
-                         batches(part, shards, fmt), features)
+                         batches(part, shards, fmt, plain_share), features)
         (staging / "README.md").write_text(card)
     if push_to_hub:
         datasets.load_from_disk(str(out)).push_to_hub(push_to_hub, private=private)

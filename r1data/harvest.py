@@ -13,7 +13,6 @@ teach a trigger; thousands of the model's own phrasings across many task familie
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 from dataclasses import asdict
@@ -22,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
+from r1data.chat import drop_suffix
 from r1data.config import R1_SYSTEM_PROMPT, R1_USER_SUFFIX, GenerateConfig
 from r1data.errors import InputError
 from r1data.store import SAMPLES_SCHEMA, Store, check_name
@@ -181,12 +181,7 @@ def distinctness(store: Store, run: str, threshold: float = 0.7) -> dict:
 
 def _plain(row: dict, share: float) -> dict:
     """Drop the R1 suffix from the user turn of a deterministic share of the rows."""
-    h = int(hashlib.sha256(row["messages"][0]["content"].encode()).hexdigest()[:8], 16)
-    if h / 0x100000000 >= share:
-        return row
-    user = row["messages"][0] | {"content": row["messages"][0]["content"]
-                                 .removesuffix(R1_USER_SUFFIX)}
-    return row | {"messages": [user, *row["messages"][1:]]}
+    return row | {"messages": drop_suffix(row["messages"], share)}
 
 
 def harvest(store: Store, cfg: HarvestConfig, out: str | Path, *, engine=None,

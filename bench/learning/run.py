@@ -36,6 +36,8 @@ def main() -> None:
     ap.add_argument("--cs-lr", type=float, default=5e-5)
     ap.add_argument("--cs-batch", type=int, default=8)
     ap.add_argument("--student-steps", type=int, default=40)
+    ap.add_argument("--student-name", default="student")  # its folder and exam label
+    ap.add_argument("--plain-share", type=float, default=0.5)  # student rows without the suffix
     ap.add_argument("--curate-n", type=int, default=8)  # teacher samples per curation prompt
     args = ap.parse_args()
 
@@ -90,14 +92,16 @@ def main() -> None:
 
         t = time.perf_counter()
         select(store, "curate-teacher", "student-data", SelectConfig(k=4, policy="diverse"))
-        export(store, "student-data", work / "student-data", fmt="sft", test_size=0.0)
-        train_sft(SFTConfig(data=str(work / "student-data"), model=base,
-                            out=str(work / "student"), max_steps=args.student_steps,
+        export(store, "student-data", work / f"{args.student_name}-data", fmt="sft", test_size=0.0,
+               plain_share=args.plain_share, overwrite=True)
+        train_sft(SFTConfig(data=str(work / f"{args.student_name}-data"), model=base,
+                            out=str(work / args.student_name), max_steps=args.student_steps,
                             batch_size=args.cs_batch, lr=args.cs_lr, max_len=512, bf16=None,
                             save_every=0, eval_every=0), progress=False)
-        results["student"] = evaluate_exam(store, str(work / "student" / "model"), "student",
-                                           exam, progress=False)
-        record("student", {"exam": results["student"]}, t)
+        name = args.student_name
+        results[name] = evaluate_exam(store, str(work / name / "model"), name, exam,
+                                      progress=False)
+        record(args.student_name, {"exam": results[args.student_name]}, t)
     if results:
         print(table(results))
 

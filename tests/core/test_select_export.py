@@ -140,6 +140,26 @@ def test_export_sft_loads_both_ways(curated_store, tmp_path):
     assert f"- train: {len(dd['train'])} rows" in card
 
 
+def test_export_plain_share_drops_the_suffix_from_that_share_of_rows(curated_store, tmp_path):
+    from r1data.chat import R1_USER_SUFFIX
+
+    def users(share, name):
+        export(curated_store, "cur", tmp_path / name, fmt="sft", test_size=0.0,
+               plain_share=share)
+        ds = datasets.load_from_disk(str(tmp_path / name))["train"]
+        return [m[0]["content"] for m in ds["messages"]]
+
+    full, half, none = users(0.0, "a"), users(0.5, "b"), users(1.0, "c")
+    assert all(u.endswith(R1_USER_SUFFIX) for u in full)
+    assert not any(u.endswith(R1_USER_SUFFIX) for u in none)
+    plain = [u for u in half if not u.endswith(R1_USER_SUFFIX)]
+    assert 0 < len(plain) < len(half)  # a share, the same problems otherwise
+    assert [u.removesuffix(R1_USER_SUFFIX) for u in half] == none
+    assert half == users(0.5, "d")  # deterministic: a rerun exports the same rows
+    with pytest.raises(InputError, match="plain share"):
+        export(curated_store, "cur", tmp_path / "e", plain_share=1.5)
+
+
 def test_export_grpo_one_row_per_prompt(curated_store, tmp_path):
     out = tmp_path / "grpo"
     export(curated_store, "cur", out, fmt="grpo", test_size=0.0)
