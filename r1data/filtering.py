@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from r1data.errors import ConfigError, InputError
-from r1data.filters.registry import CHECKS, OPT_IN_CHECKS
+from r1data.filters.registry import CHECKS, OPT_IN_CHECKS, reject_reason
 from r1data.filters.verdicts import MIN_CONSISTENCY
 from r1data.store import VERDICTS_SCHEMA, Store, check_name, write_parquet_atomic, write_part
 
@@ -91,16 +91,13 @@ def verdict_rows(rows: list[dict], cfg: FilterConfig, filter_run: str) -> list[d
     out = []
     for r, ok, answer, (fmt_ok, fmt_reason, rep_score), (lang, prob, cons, lang_reason) in zip(
             rows, correct, answers, formats, langs, strict=True):
-        reason = None
-        if "format" in cfg.checks and not fmt_ok:
-            reason = fmt_reason
-        elif "correct" in cfg.checks and ok is not True and not (ok is None
-                                                                 and r.get("judge_model")):
-            reason = "incorrect" if ok is False else "unverified"  # (judged: the judge's)
-        elif "language" in cfg.checks and lang_reason:
-            reason = lang_reason
-        elif r.get("judge_reason"):  # judge_rejected, or how the judge failed
-            reason = r["judge_reason"]
+        judged = ok is None and r.get("judge_model")  # the judge's verdict decides, below
+        failed = {"format": None if fmt_ok else fmt_reason,
+                  "correct": None if ok is True or judged
+                  else ("incorrect" if ok is False else "unverified"),
+                  "language": lang_reason,
+                  "judge": r.get("judge_reason")}  # judge_rejected, or how the judge failed
+        reason = reject_reason(failed, (*cfg.checks, "judge"))
         out.append({
             "run": r["run"], "prompt_id": r["prompt_id"], "sample_idx": r["sample_idx"],
             "filter_run": filter_run, "created_at": now, "answer": answer,
