@@ -108,15 +108,22 @@ def finish(cfg: PipelineConfig, r: dict) -> dict:
     return r
 
 
-@flow(name="r1data-curate", log_prints=True)
-def curate(config_path: str) -> dict:
-    """prompts -> [cold start] -> rejection sampling: generate, filter, select, export."""
-    cfg = load_pipeline(config_path)
+def curated(cfg: PipelineConfig) -> dict:
+    """The stages curate and distill share: prompts, [cold start, else the named teacher's
+    exam], rejection sampling."""
     r = {"prompts": run_stage(ingest_prompts, cfg)}
     teacher = cold_start(cfg, r)
     if teacher is None:
         exam(cfg, r, cfg.generate.model, "teacher")
     rejection_sampling(cfg, r, teacher=teacher)
+    return r
+
+
+@flow(name="r1data-curate", log_prints=True)
+def curate(config_path: str) -> dict:
+    """prompts -> [cold start] -> rejection sampling: generate, filter, select, export."""
+    cfg = load_pipeline(config_path)
+    r = curated(cfg)
     return finish(cfg, r)
 
 
@@ -125,11 +132,7 @@ def distill(config_path: str) -> dict:
     """curate, then SFT of a student on the export; the exam of base, teacher and student,
     and (eval:) the R1 evaluation of the student on the held-out curated prompts."""
     cfg = load_pipeline(config_path)
-    r = {"prompts": run_stage(ingest_prompts, cfg)}
-    teacher = cold_start(cfg, r)
-    if teacher is None:
-        exam(cfg, r, cfg.generate.model, "teacher")
-    rejection_sampling(cfg, r, teacher=teacher)
+    r = curated(cfg)
     r["student"] = run_stage(distill_student, cfg)
     exam(cfg, r, cfg.student_dir() / "model", "student")
     if cfg.eval is not None:  # the R1 protocol on the held-out curated prompts
