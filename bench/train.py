@@ -148,7 +148,7 @@ def main() -> None:
     ap.add_argument("--vllm", action="store_true", help="also r1data with --rollout vllm")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from r1data.tinymodel import build_tiny_model
+    from r1data.testing import build_tiny_model
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

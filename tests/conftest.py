@@ -16,7 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A random tiny Llama with a BPE tokenizer: real weights files vLLM and transformers load."""
-    from r1data.tinymodel import build_tiny_model
+    from r1data.testing import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 

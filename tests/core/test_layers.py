@@ -20,7 +20,7 @@ LAYERS = [
                 "r1data.serve_index", "r1data.general", "r1data.adaptive"]),
     ("verifiers", ["r1data.filters"]),
     ("core", ["r1data.config", "r1data.store", "r1data.errors", "r1data.chat", "r1data.synth",
-              "r1data.tinymodel", "r1data.sql", "r1data.neardup", "r1data.ifgen",
+              "r1data.testing", "r1data.sql", "r1data.neardup", "r1data.ifgen",
               "r1data.procs"]),
 ]
 # Below the layer rule: verifiers never read the store; the code verifier (sandboxed model

@@ -71,7 +71,7 @@ def test_learned_reward_model_from_a_local_folder(tmp_path):
     import torch
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
-    from r1data.tinymodel import build_tokenizer
+    from r1data.testing import build_tokenizer
 
     tok = build_tokenizer()
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,

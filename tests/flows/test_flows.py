@@ -225,7 +225,7 @@ def test_distill_flow_trains_and_evaluates_a_student(tmp_path):
     import torch
 
     from r1data.store import Store
-    from r1data.tinymodel import build_tiny_model
+    from r1data.testing import build_tiny_model
     from r1data.trainers.sft import SFTConfig, train_sft
 
     torch.set_num_threads(1)
@@ -320,7 +320,7 @@ def test_r1_pipeline_runs_all_stages(tmp_path):
 
     from r1data.export import _in_test
     from r1data.store import Store
-    from r1data.tinymodel import build_tiny_model
+    from r1data.testing import build_tiny_model
 
     torch.set_num_threads(1)
     pairs = [(a, b) for a in range(10) for b in range(10)]
@@ -488,7 +488,7 @@ def harvest_base(tmp_path) -> Path:
 
     from r1data.config import R1_USER_SUFFIX
     from r1data.synth import synth_prompts
-    from r1data.tinymodel import build_tiny_model
+    from r1data.testing import build_tiny_model
     from r1data.trainers.sft import SFTConfig, train_sft
 
     torch.set_num_threads(1)

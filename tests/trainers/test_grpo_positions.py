@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from r1data.tinymodel import build_tokenizer
+from r1data.testing import build_tokenizer
 from r1data.trainers.data import load_tokenizer
 from r1data.trainers.grpo import (
     Rollouts,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from r1data.filters.math import is_correct
-from r1data.tinymodel import build_tiny_model
+from r1data.testing import build_tiny_model
 from r1data.trainers.grpo import GRPOConfig, train_grpo
 from r1data.trainers.sample import pass_at_1, sample
 from r1data.trainers.sft import SFTConfig, train_sft

@@ -23,7 +23,7 @@ def long_example(k: int) -> dict:
 
 @pytest.fixture(scope="module")
 def long_model(tmp_path_factory):
-    from r1data.tinymodel import build_tiny_model
+    from r1data.testing import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("long") / "tiny", max_positions=32768)
 

@@ -1,4 +1,4 @@
-"""Tiny Llama models built locally: tests and demos need a real model folder without a hub.
+"""Test helpers: tiny Llama models built locally (tests and demos need a model folder, no hub).
 
 Llama, not Qwen2: transformers 5 forces AutoTokenizer on a `qwen2` folder to rebuild a
 Qwen2Tokenizer whose ids differ from the saved tokenizer.json; for `llama` it loads the file as
