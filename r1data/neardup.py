@@ -2,16 +2,18 @@
 stages, e.g. datatrove's minhash and the FineWeb/SlimPajama pipelines), by rensa.
 
 The library was chosen by bench/minhash.py (1M samples, beside datasketch: same shingles,
-permutations, bands and threshold; see BENCHMARKS.md). This module only shingles the texts,
-picks the LSH bands, confirms LSH candidates by their estimated Jaccard and joins the confirmed
-pairs into clusters (union-find). Ingest uses it for prompts (the same problem reworded,
-renumbered or from two sources), selection for kept samples of different prompts.
+permutations, bands and threshold; see BENCHMARKS.md). This module only shingles the texts and
+signs them (`signatures`), picks the LSH bands, confirms LSH candidates by their estimated
+Jaccard and joins the confirmed pairs into clusters (`cluster`, union-find). Ingest uses it for
+prompts (the same problem reworded, renumbered or from two sources), selection for kept samples
+of different prompts (signed a batch at a time, clustered once).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 # Words and single symbols: "2 + 3" and "2 - 3" must differ (operators carry the problem).
@@ -69,24 +71,52 @@ class Member:
     similarity: float  # estimated Jaccard to the representative
 
 
-def clusters(texts: Sequence[str], cfg: NearDupConfig = SAMPLES, *,
-             groups: Sequence[str] | None = None) -> list[Member]:
-    """Members of every cluster of two or more near-duplicate texts (representatives too), by
-    index. With `groups` (say, the prompt of each sample) only pairs from different groups
-    join: near-duplicates within a group are the caller's to handle. Texts without words
-    join nothing."""
-    from rensa import RMinHash, RMinHashLSH
+def signatures(texts: Sequence[str], cfg: NearDupConfig = SAMPLES) -> list:
+    """The MinHash (rensa's RMinHash) of each text's shingles, None for a text without words.
+
+    Apart from clustering so that a caller holding many long texts (selection, a batch of
+    traces at a time) can keep only the signatures, and cluster them once at the end."""
+    from rensa import RMinHash
 
     sets = [shingles(t, cfg.ngram) for t in texts]
     idx = [i for i, s in enumerate(sets) if s]
+    out: list = [None] * len(texts)
+    if idx:
+        made = RMinHash.from_token_sets([sets[i] for i in idx], num_perm=cfg.num_perm,
+                                        seed=cfg.seed)
+        for i, h in zip(idx, made, strict=True):
+            out[i] = h
+    return out
+
+
+def cluster(hashes: Sequence, cfg: NearDupConfig = SAMPLES, *,
+            groups: Sequence[str] | None = None) -> list[Member]:
+    """Members of every cluster of two or more near-duplicates among signatures made by
+    `signatures` (None joins nothing), by index: LSH candidates confirmed by their estimated
+    Jaccard, joined by union-find. With `groups` (say, the prompt of each sample) only pairs
+    from different groups join: near-duplicates within a group are the caller's to handle."""
+    from rensa import RMinHashLSH
+
+    idx = [i for i, h in enumerate(hashes) if h is not None]
     if len(idx) < 2:
         return []
-    hashes = RMinHash.from_token_sets([sets[i] for i in idx], num_perm=cfg.num_perm,
-                                      seed=cfg.seed)
+    sigs = [hashes[i] for i in idx]
     lsh = RMinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm,
                       num_bands=lsh_bands(cfg.threshold, cfg.num_perm))
-    lsh.insert_many(hashes)
-    parent = list(range(len(idx)))
+    lsh.insert_many(sigs)
+    pairs = ((a, b) for a, cands in enumerate(lsh.query_all(sigs)) for b in cands
+             if b < a and (groups is None or groups[idx[a]] != groups[idx[b]])
+             and sigs[a].jaccard(sigs[b]) >= cfg.threshold)
+    roots = _components(len(idx), pairs)
+    size = Counter(roots)
+    return [Member(idx[a], idx[r], 1.0 if a == r else float(sigs[a].jaccard(sigs[r])))
+            for a, r in enumerate(roots) if size[r] > 1]
+
+
+def _components(n: int, pairs: Iterable[tuple[int, int]]) -> list[int]:
+    """Union-find: each of n items' component, named by its lowest index, so a cluster's
+    representative is the first of its members in the caller's order."""
+    parent = list(range(n))
 
     def find(a: int) -> int:
         while parent[a] != a:
@@ -94,17 +124,13 @@ def clusters(texts: Sequence[str], cfg: NearDupConfig = SAMPLES, *,
             a = parent[a]
         return a
 
-    for a, cands in enumerate(lsh.query_all(hashes)):
-        for b in cands:
-            if b >= a or (groups is not None and groups[idx[a]] == groups[idx[b]]):
-                continue
-            if hashes[a].jaccard(hashes[b]) >= cfg.threshold:
-                ra, rb = find(a), find(b)
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)  # the root stays the lowest index
-    roots = [find(a) for a in range(len(idx))]
-    size: dict[int, int] = {}
-    for r in roots:
-        size[r] = size.get(r, 0) + 1
-    return [Member(idx[a], idx[r], 1.0 if a == r else float(hashes[a].jaccard(hashes[r])))
-            for a, r in enumerate(roots) if size[r] > 1]
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        parent[max(ra, rb)] = min(ra, rb)
+    return [find(a) for a in range(n)]
+
+
+def clusters(texts: Sequence[str], cfg: NearDupConfig = SAMPLES, *,
+             groups: Sequence[str] | None = None) -> list[Member]:
+    """`cluster` over the `signatures` of texts held together (ingest: every prompt)."""
+    return cluster(signatures(texts, cfg), cfg, groups=groups)

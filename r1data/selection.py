@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -265,7 +264,7 @@ def select(store: Store, run: str, name: str, cfg: SelectConfig | None = None) -
         texts = _texts(shards, group)
         for pid, cands in group:  # signatures a prompt at a time: shingles are ~8x the text
             picked = _keep(cands, texts, cfg, rep)
-            sigs = _signatures([texts[c.shard, c.row] for c in picked])
+            sigs = neardup.signatures([texts[c.shard, c.row] for c in picked])
             kept[pid] = list(zip(picked, sigs, strict=True))
         del texts
     chosen, hashes = [], []
@@ -289,61 +288,13 @@ def select(store: Store, run: str, name: str, cfg: SelectConfig | None = None) -
     return rep
 
 
-def _signatures(texts: list[str], nd: neardup.NearDupConfig = neardup.SAMPLES) -> list:
-    """The MinHash of each text's shingles as neardup.clusters makes them (None: no words)."""
-    from rensa import RMinHash
-
-    sets = [neardup.shingles(t, nd.ngram) for t in texts]
-    idx = [i for i, s in enumerate(sets) if s]
-    out: list = [None] * len(texts)
-    if idx:
-        made = RMinHash.from_token_sets([sets[i] for i in idx], num_perm=nd.num_perm,
-                                        seed=nd.seed)
-        for i, h in zip(idx, made, strict=True):
-            out[i] = h
-    return out
-
-
-def _clusters(hashes: list, groups: list[str], nd: neardup.NearDupConfig
-              ) -> list[neardup.Member]:
-    """neardup.clusters over signatures made beforehand (_signatures), so the texts need not
-    be held together: LSH candidates confirmed by estimated Jaccard, joined by union-find."""
-    from rensa import RMinHashLSH
-
-    idx = [i for i, h in enumerate(hashes) if h is not None]
-    if len(idx) < 2:
-        return []
-    sigs = [hashes[i] for i in idx]
-    lsh = RMinHashLSH(threshold=nd.threshold, num_perm=nd.num_perm,
-                      num_bands=neardup.lsh_bands(nd.threshold, nd.num_perm))
-    lsh.insert_many(sigs)
-    root = list(range(len(idx)))
-
-    def find(a: int) -> int:
-        while root[a] != a:
-            root[a] = root[root[a]]
-            a = root[a]
-        return a
-
-    for a, found in enumerate(lsh.query_all(sigs)):
-        for b in found:
-            if b < a and groups[idx[a]] != groups[idx[b]] and \
-                    sigs[a].jaccard(sigs[b]) >= nd.threshold:
-                ra, rb = find(a), find(b)
-                root[max(ra, rb)] = min(ra, rb)  # the root stays the lowest index
-    tops = [find(a) for a in range(len(idx))]
-    size = Counter(tops)
-    return [neardup.Member(idx[a], idx[t], 1.0 if a == t else float(sigs[a].jaccard(sigs[t])))
-            for a, t in enumerate(tops) if size[t] > 1]
-
-
 def _cross_prompt(chosen: list[dict], hashes: list, cfg: SelectConfig, rep: SelectReport
                   ) -> tuple[list[dict], list[dict]]:
     """(the set, sample_clusters rows): clusters of kept samples from different prompts; with
     cross_prompt = drop only each cluster's first sample (in prompt order) stays."""
     nd = neardup.NearDupConfig(threshold=cfg.cross_prompt_threshold,
                                ngram=neardup.SAMPLES.ngram)
-    members = _clusters(hashes, [r["prompt_id"] for r in chosen], nd)
+    members = neardup.cluster(hashes, nd, groups=[r["prompt_id"] for r in chosen])
     drop = cfg.cross_prompt == "drop"
     rows, dropped = [], set()
     for m in members:

@@ -7,7 +7,15 @@ import pytest
 
 from r1data import query
 from r1data.export import export
-from r1data.neardup import PROMPTS, NearDupConfig, clusters, lsh_bands, shingles
+from r1data.neardup import (
+    PROMPTS,
+    NearDupConfig,
+    cluster,
+    clusters,
+    lsh_bands,
+    shingles,
+    signatures,
+)
 from r1data.prompts import ingest
 from r1data.selection import SelectConfig, select
 from tests.core.test_select_export import fill
@@ -48,6 +56,16 @@ def test_clusters_join_near_duplicates_and_respect_groups():
     same = clusters(texts, PROMPTS, groups=["a", "b", "a", "c", "d", "e"])
     assert {m.index: m.cluster for m in same} == {1: 1, 5: 1}  # tank pair is one group
 
+
+
+def test_signatures_made_in_batches_cluster_as_the_texts_do():
+    """Selection signs a prompt's samples at a time and clusters once: the same clusters."""
+    texts = [TANK, TRAIN.format(n=1), TANK_REWORDED, "", OTHERS[2], TRAIN.format(n=2)]
+    sigs = signatures(texts[:3], PROMPTS) + signatures(texts[3:], PROMPTS)
+    assert sigs[3] is None
+    groups = ["a", "b", "a", "c", "d", "e"]
+    assert cluster(sigs, PROMPTS) == clusters(texts, PROMPTS)
+    assert cluster(sigs, PROMPTS, groups=groups) == clusters(texts, PROMPTS, groups=groups)
 
 def test_ingest_reports_reworded_and_renumbered_prompts(tmp_path, store):
     first = write(tmp_path / "a.jsonl", [TRAIN.format(n=12), TANK, *OTHERS])
