@@ -57,12 +57,15 @@ def _plt():
     return plt
 
 
-def funnel_section(store: Store) -> str:
-    rows = query.run(store, query.report_sql("funnel")).pl().to_dicts()
+# The four store plots are drawn from plain rows, so that the report (over the views) and
+# `r1data serve`'s /plots (over its index's aggregates) draw them by one code path.
+
+
+def funnel_figure(rows: list[dict]) -> str:
+    """sql/funnel.sql's rows as bars: kept in green, every reject reason in red."""
     svg = None
     if rows:
-        plt = _plt()
-        fig, ax = plt.subplots(figsize=(8, 0.5 + 0.35 * len(rows)))
+        fig, ax = _plt().subplots(figsize=(8, 0.5 + 0.35 * len(rows)))
         labels = [f"{r['run']} · {r['source']} · {r['outcome']}" for r in rows]
         colors = ["#2a9d8f" if r["outcome"] == "kept" else "#e76f51" for r in rows]
         ax.barh(labels[::-1], [r["samples"] for r in rows][::-1], color=colors[::-1])
@@ -71,58 +74,74 @@ def funnel_section(store: Store) -> str:
     return _figure("funnel", "Rejection-sampling funnel", svg, rows)
 
 
-def pass_rate_section(store: Store) -> str:
-    stats = query.run(store, "SELECT run, n_correct / n AS pass_rate FROM prompt_stats "
-                             "WHERE n_verified > 0").pl()
-    rows = query.run(store, query.report_sql("pass_rate")).pl().to_dicts()
-    svg = None
-    if stats.height:
-        plt = _plt()
-        fig, ax = plt.subplots(figsize=(8, 3.2))
-        for run in stats["run"].unique().sort():
-            ax.hist(stats.filter(stats["run"] == run)["pass_rate"].to_list(), bins=20,
-                    range=(0, 1), alpha=0.6, label=run)
-        ax.set_xlabel("pass rate of a prompt over its samples")
-        ax.set_ylabel("prompts")
-        ax.legend()
-        svg = _svg(fig)
+def _histograms(points: list[dict], by: str, value: str, xlabel: str, ylabel: str,
+                **hist) -> str | None:
+    """One overlaid histogram of `value` per distinct `by` (sorted), each point weighted by
+    its "samples" (1 where absent): the report and serve pass counted or single points."""
+    if not points:
+        return None
+    fig, ax = _plt().subplots(figsize=(8, 3.2))
+    for key in sorted({r[by] for r in points}):
+        got = [r for r in points if r[by] == key]
+        ax.hist([r[value] for r in got], weights=[r.get("samples", 1) for r in got],
+                alpha=0.6, label=key, **hist)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return _svg(fig)
+
+
+def pass_rate_figure(rows: list[dict], stats: list[dict]) -> str:
+    """sql/pass_rate.sql's rows, and a histogram per run of its prompts' pass rates."""
+    svg = _histograms(stats, "run", "pass_rate", "pass rate of a prompt over its samples",
+                      "prompts", bins=20, range=(0, 1))
     return _figure("pass_rate", "Per-prompt pass rate", svg, rows)
 
 
-def lengths_section(store: Store) -> str:
-    data = query.run(store, """
-        SELECT CASE WHEN v.keep IS NULL THEN 'unfiltered' WHEN v.keep THEN 'kept'
-                    ELSE 'rejected' END AS verdict, s.num_tokens
-        FROM samples s LEFT JOIN verdicts v USING (run, prompt_id, sample_idx)
-        WHERE s.num_tokens IS NOT NULL""").pl()
-    rows = query.run(store, query.report_sql("lengths")).pl().to_dicts()
-    svg = None
-    if data.height:
-        plt = _plt()
-        fig, ax = plt.subplots(figsize=(8, 3.2))
-        for verdict in data["verdict"].unique().sort():
-            ax.hist(data.filter(data["verdict"] == verdict)["num_tokens"].to_list(), bins=30,
-                    alpha=0.6, label=verdict)
-        ax.set_xlabel("completion tokens")
-        ax.set_ylabel("samples")
-        ax.legend()
-        svg = _svg(fig)
+def lengths_figure(rows: list[dict], hist: list[dict]) -> str:
+    """sql/lengths.sql's rows, and a histogram per verdict of completion tokens (`hist`:
+    verdict, num_tokens, samples)."""
+    svg = _histograms(hist, "verdict", "num_tokens", "completion tokens", "samples", bins=30)
     return _figure("lengths", "Length distribution by verdict", svg, rows)
 
 
-def language_section(store: Store) -> str:
-    rows = query.run(store, "SELECT coalesce(lang, 'unknown') AS lang, count(*) AS samples, "
-                            "round(avg(lang_consistency), 3) AS mean_consistency FROM verdicts "
-                            "GROUP BY ALL ORDER BY samples DESC").pl().to_dicts()
+def language_figure(rows: list[dict]) -> str:
+    """Samples by the language of their final answer, the 15 commonest as bars."""
     svg = None
     if rows:
-        plt = _plt()
-        fig, ax = plt.subplots(figsize=(8, 3))
+        fig, ax = _plt().subplots(figsize=(8, 3))
         ax.bar([r["lang"] for r in rows[:15]], [r["samples"] for r in rows[:15]],
                color="#264653")
         ax.set_ylabel("samples (final answer language)")
         svg = _svg(fig)
     return _figure("language", "Language mix", svg, rows)
+
+
+def funnel_section(store: Store) -> str:
+    return funnel_figure(query.run(store, query.report_sql("funnel")).pl().to_dicts())
+
+
+def pass_rate_section(store: Store) -> str:
+    stats = query.run(store, "SELECT run, n_correct / n AS pass_rate FROM prompt_stats "
+                             "WHERE n_verified > 0").pl().to_dicts()
+    return pass_rate_figure(query.run(store, query.report_sql("pass_rate")).pl().to_dicts(),
+                            stats)
+
+
+def lengths_section(store: Store) -> str:
+    hist = query.run(store, """
+        SELECT CASE WHEN v.keep IS NULL THEN 'unfiltered' WHEN v.keep THEN 'kept'
+                    ELSE 'rejected' END AS verdict, s.num_tokens, count(*) AS samples
+        FROM samples s LEFT JOIN verdicts v USING (run, prompt_id, sample_idx)
+        WHERE s.num_tokens IS NOT NULL GROUP BY ALL""").pl().to_dicts()
+    return lengths_figure(query.run(store, query.report_sql("lengths")).pl().to_dicts(), hist)
+
+
+def language_section(store: Store) -> str:
+    return language_figure(query.run(store, (
+        "SELECT coalesce(lang, 'unknown') AS lang, count(*) AS samples, "
+        "round(avg(lang_consistency), 3) AS mean_consistency FROM verdicts "
+        "GROUP BY ALL ORDER BY samples DESC")).pl().to_dicts())
 
 
 def training_section(logs: list[Path]) -> str:

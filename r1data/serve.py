@@ -380,56 +380,12 @@ class Plots:
 
 
 def plots_html(ix: StoreIndex) -> str:
-    """The four store sections of `r1data report` (same titles, plots and tables)."""
+    """The four store sections of `r1data report`, drawn by its figure functions from the
+    index's aggregates (same titles, plots and tables)."""
     from r1data import report
 
-    plt = report._plt()
-    out = []
-    funnel = ix.funnel()
-    svg = None
-    if funnel:
-        fig, ax = plt.subplots(figsize=(8, 0.5 + 0.35 * len(funnel)))
-        labels = [f"{r['run']} · {r['source']} · {r['outcome']}" for r in funnel]
-        colors = ["#2a9d8f" if r["outcome"] == "kept" else "#e76f51" for r in funnel]
-        ax.barh(labels[::-1], [r["samples"] for r in funnel][::-1], color=colors[::-1])
-        ax.set_xlabel("samples")
-        svg = report._svg(fig)
-    out.append(report._figure("funnel", "Rejection-sampling funnel", svg, funnel))
-    table, stats = ix.pass_rates()
-    svg = None
-    if stats:
-        fig, ax = plt.subplots(figsize=(8, 3.2))
-        for run in sorted({r["run"] for r in stats}):
-            ax.hist([r["pass_rate"] for r in stats if r["run"] == run], bins=20, range=(0, 1),
-                    alpha=0.6, label=run)
-        ax.set_xlabel("pass rate of a prompt over its samples")
-        ax.set_ylabel("prompts")
-        ax.legend()
-        svg = report._svg(fig)
-    out.append(report._figure("pass_rate", "Per-prompt pass rate", svg, table))
-    table, hist = ix.lengths()
-    svg = None
-    if hist:
-        fig, ax = plt.subplots(figsize=(8, 3.2))
-        for verdict in sorted({r["verdict"] for r in hist}):
-            got = [r for r in hist if r["verdict"] == verdict]
-            ax.hist([r["num_tokens"] for r in got], weights=[r["samples"] for r in got],
-                    bins=30, alpha=0.6, label=verdict)
-        ax.set_xlabel("completion tokens")
-        ax.set_ylabel("samples")
-        ax.legend()
-        svg = report._svg(fig)
-    out.append(report._figure("lengths", "Length distribution by verdict", svg, table))
-    langs = ix.languages()
-    svg = None
-    if langs:
-        fig, ax = plt.subplots(figsize=(8, 3))
-        ax.bar([r["lang"] for r in langs[:15]], [r["samples"] for r in langs[:15]],
-               color="#264653")
-        ax.set_ylabel("samples (final answer language)")
-        svg = report._svg(fig)
-    out.append(report._figure("language", "Language mix", svg, langs))
-    return "".join(out)
+    return "".join((report.funnel_figure(ix.funnel()), report.pass_rate_figure(*ix.pass_rates()),
+                    report.lengths_figure(*ix.lengths()), report.language_figure(ix.languages())))
 
 
 def building_page(message: str) -> str:
