@@ -164,6 +164,12 @@ def _said(ans: str) -> str | None:
     return ans.strip("*$ ").rstrip(".") or None
 
 
+def _last_said(text: str) -> str | None:
+    """The answer of the last "the answer is …" phrase in text (None: no such phrase)."""
+    found = _ANSWER_IS.findall(text)
+    return _said(found[-1]) if found else None
+
+
 def extract_answer(text: str | None) -> str | None:
     """Last box (unless a later "final answer is X" overrides it), <answer>, "the answer is
     X", last math span, **X**, a bare expression, or the last number: weak models rarely box,
@@ -175,20 +181,14 @@ def extract_answer(text: str | None) -> str | None:
     boxed = _group(tail, boxes) if boxes else None
     if boxed:
         final = list(_FINAL_IS.finditer(tail, boxes[-1][1]))
-        if final:
-            found = _ANSWER_IS.findall(tail[final[-1].start():])
-            said = _said(found[-1]) if found else None
-            if said and re.search(r"\d", said):
-                return said
-        return boxed
+        said = _last_said(tail[final[-1].start():]) if final else None
+        return said if said and re.search(r"\d", said) else boxed
     tag = last_tag(tail)
     if tag:
         return tag
-    found = _ANSWER_IS.findall(tail)
-    if found:
-        said = _said(found[-1])
-        if said:
-            return said
+    said = _last_said(tail)
+    if said:
+        return said
     math = last_math(tail)
     if math:
         return math
