@@ -49,7 +49,8 @@ _PROMPT_COLUMNS = ("source", "problem", "answer", "domain", "tests", "meta")
 def curated_samples(store: Store, curated: str) -> tuple[list[dict], list[Path]]:
     """The set's samples in (prompt_id, sample_idx) order with their prompt's columns and where
     each sits (`at`: index into the returned shards, row number): everything but the traces,
-    which are read a batch at a time (`batches`)."""
+    which are read a batch at a time (`batches`, in `store_order`). A prompt's columns are
+    fetched once and shared by its samples' rows (code tests run to many kB, n samples each)."""
     from r1data import query
 
     picked = store.shards("curated", curated)
@@ -64,21 +65,31 @@ def curated_samples(store: Store, curated: str) -> tuple[list[dict], list[Path]]
     con.read_parquet([str(p) for p in picked], union_by_name=True).create_view("picked")
     con.read_parquet([str(p) for p in shards], union_by_name=True, filename=True,
                      file_row_number=True).create_view("run_samples")
+    prompts = {r[0]: dict(zip(_PROMPT_COLUMNS, r[1:], strict=True)) for r in con.execute(f"""
+        SELECT prompt_id, {", ".join(_PROMPT_COLUMNS)} FROM prompts
+        WHERE prompt_id IN (SELECT prompt_id FROM picked WHERE curated = ?)""",
+        [curated]).fetchall()}
     index = {str(p): i for i, p in enumerate(shards)}
-    cur = con.execute(f"""
-        SELECT c.prompt_id, c.sample_idx, c.run, {", ".join(f"p.{c}" for c in _PROMPT_COLUMNS)},
-               s.filename, s.file_row_number
+    cur = con.execute("""
+        SELECT c.prompt_id, c.sample_idx, c.run, s.filename, s.file_row_number
         FROM picked AS c
         JOIN run_samples AS s USING (run, prompt_id, sample_idx)
-        JOIN prompts AS p USING (prompt_id)
-        WHERE c.curated = ? ORDER BY prompt_id, sample_idx""", [curated])
-    names = ["prompt_id", "sample_idx", "run", *_PROMPT_COLUMNS]
-    rows = [dict(zip(names, r[:-2], strict=True)) | {"at": (index[r[-2]], r[-1])}
-            for r in cur.fetchall()]
+        WHERE c.curated = ? AND c.prompt_id IN (SELECT prompt_id FROM prompts)
+        ORDER BY prompt_id, sample_idx""", [curated])
+    rows = [prompts[pid] | {"prompt_id": pid, "sample_idx": i, "run": run,
+                            "at": (index[name], row)}
+            for pid, i, run, name, row in cur.fetchall()]
     if not rows:
         raise InputError(f"curated set {curated!r} is empty or missing (run `r1data select`)",
                          path=str(store.root))
     return rows, shards
+
+
+def store_order(samples: list[dict]) -> list[dict]:
+    """The samples in the order they sit in the store (shard, row), in which `batches` reads
+    each row group once. Deterministic: the same store gives the same order. A prompt's
+    samples stay together as generate wrote them (a shard holds whole prompts)."""
+    return sorted(samples, key=lambda r: r["at"])
 
 
 def _sft_row(r: dict, text: dict, plain_share: float = 0.0) -> dict:
@@ -102,29 +113,48 @@ def one_per_prompt(samples: list[dict]) -> list[dict]:
     return [r for r in samples if not (r["prompt_id"] in seen or seen.add(r["prompt_id"]))]
 
 
+def batch_rows(shards: list[Path], fmt: str) -> int:
+    """Rows a batch: about BATCH_CHARS of trace text (sft), 4096 prompts (grpo)."""
+    from r1data.store import rows_per_batch
+
+    # the reasoning repeats the completion
+    return 4096 if fmt == "grpo" else rows_per_batch(shards, BATCH_CHARS // 2)
+
+
 def batches(samples: list[dict], shards: list[Path], fmt: str, plain_share: float = 0.0
             ) -> Iterator[list[dict]]:
-    """The dataset rows of `samples` (curated_samples, in order), a batch of about
-    BATCH_CHARS of trace text at a time: an export never holds the set whole."""
-    from r1data.store import rows_per_batch, take
+    """The dataset rows of `samples`, in their order, a batch of about BATCH_CHARS of trace
+    text at a time: an export never holds the set whole. sft: `samples` in store_order (the
+    traces are streamed shard by shard, each row group decoded once: store.stream_rows)."""
+    from itertools import islice
 
+    from r1data.store import stream_rows
+
+    size = batch_rows(shards, fmt)
     if fmt == "grpo":  # no trace text: prompts only
-        for i in range(0, len(samples), 4096):
-            yield [_grpo_row(r) for r in samples[i:i + 4096]]
+        for i in range(0, len(samples), size):
+            yield [_grpo_row(r) for r in samples[i:i + size]]
         return
-    size = rows_per_batch(shards, BATCH_CHARS // 2)  # the reasoning repeats the completion
+    texts = stream_rows(shards, (r["at"] for r in samples), ["completion", "reasoning", "final"])
     for i in range(0, len(samples), size):
         part = samples[i:i + size]
-        texts = take(shards, (r["at"] for r in part), ["completion", "reasoning", "final"])
-        yield [_sft_row(r, texts[r["at"]], plain_share) for r in part]
+        got = dict(islice(texts, len(part)))
+        yield [_sft_row(r, got[r["at"]], plain_share) for r in part]
 
 
 def rows_for(store: Store, curated: str, fmt: str) -> list[dict]:
-    """Every row of the export as one list (for small sets: harvest's cold start)."""
+    """Every row of the export as one list, in (prompt_id, sample_idx) order (for small sets:
+    harvest's cold start)."""
     samples, shards = curated_samples(store, curated)
     if fmt == "grpo":
         samples = one_per_prompt(samples)
-    return [r for b in batches(samples, shards, fmt) for r in b]
+        return [r for b in batches(samples, shards, fmt) for r in b]
+    order = sorted(range(len(samples)), key=lambda i: samples[i]["at"])
+    read = (r for b in batches([samples[i] for i in order], shards, fmt) for r in b)
+    rows: list[dict] = [{}] * len(samples)
+    for i, row in zip(order, read, strict=True):
+        rows[i] = row
+    return rows
 
 
 def dataset_card(store: Store, curated: str, fmt: str, counts: dict[str, int]) -> str:
@@ -243,27 +273,46 @@ def replacing(out: str | Path, *, overwrite: bool = False, what: str = "export"
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _write_split(folder: Path, parquet: Path, rows: Iterator[list[dict]], features) -> None:
-    """Stream a split's rows into the Arrow file its save_to_disk folder names (state.json,
-    written by datasets for a one-row stand-in) and into `parquet`, a batch at a time."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from datasets.arrow_writer import ArrowWriter
+class _SplitWriter:
+    """One split's two files: the Arrow file its save_to_disk folder names (state.json, written
+    by datasets for a one-row stand-in) and `parquet`, a row group of at least `group_rows` rows
+    at a time. Export reads the set once and hands each batch's rows to their split's writer, so
+    a row group of the store is decoded once for train and test together."""
 
-    (data,) = json.loads((folder / "state.json").read_text())["_data_files"]
-    target = folder / data["filename"]
-    tmp = target.with_name(f".{target.name}.tmp")
-    schema = features.arrow_schema
-    arrow = ArrowWriter(features=features, path=str(tmp))
-    short = [c for c in ("prompt_id", "source", "domain") if c in schema.names]
-    with pq.ParquetWriter(parquet, schema, use_dictionary=short) as pw:
-        for batch in rows:  # one row group a batch: readers decode a group whole
-            table = pa.Table.from_pylist(batch, schema=schema)
-            arrow.write_table(table)
-            pw.write_table(table)
-    arrow.finalize()
-    arrow.close()
-    os.replace(tmp, target)
+    def __init__(self, folder: Path, parquet: Path, features, group_rows: int):
+        import pyarrow.parquet as pq
+        from datasets.arrow_writer import ArrowWriter
+
+        (data,) = json.loads((folder / "state.json").read_text())["_data_files"]
+        self.target = folder / data["filename"]
+        self.tmp = self.target.with_name(f".{self.target.name}.tmp")
+        self.schema = features.arrow_schema
+        self.arrow = ArrowWriter(features=features, path=str(self.tmp))
+        short = [c for c in ("prompt_id", "source", "domain") if c in self.schema.names]
+        self.pw = pq.ParquetWriter(parquet, self.schema, use_dictionary=short)
+        self.group_rows, self.pending = group_rows, []
+
+    def add(self, rows: list[dict]) -> None:
+        self.pending += rows
+        if len(self.pending) >= self.group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        """One row group (readers decode a group whole: about a batch of text)."""
+        import pyarrow as pa
+
+        if self.pending:
+            table = pa.Table.from_pylist(self.pending, schema=self.schema)
+            self.arrow.write_table(table)
+            self.pw.write_table(table)
+            self.pending = []
+
+    def close(self) -> None:
+        self._flush()
+        self.pw.close()
+        self.arrow.finalize()
+        self.arrow.close()
+        os.replace(self.tmp, self.target)
 
 
 def export(store: Store, curated: str, out: str | Path, *, fmt: Literal["sft", "grpo"] = "sft",
@@ -299,18 +348,27 @@ def export(store: Store, curated: str, out: str | Path, *, fmt: Literal["sft", "
               "test": [r for r in samples if r["prompt_id"] in test_ids]}
     # An empty split saves as 0 shards that load_from_disk cannot read back: leave it out.
     splits = {s: v for s, v in splits.items() if v}
-    first = next(batches(samples[:1], shards, fmt))[0]
+    # the features from a stand-in of the first row (its types; no trace read for it)
+    first = _grpo_row(samples[0]) if fmt == "grpo" else \
+        _sft_row(samples[0], {"completion": "", "reasoning": None, "final": None})
     features = datasets.Dataset.from_list([first]).features
     out = Path(out)
     counts = {s: len(v) for s, v in splits.items()}
     card = dataset_card(store, curated, fmt, counts)
+    if fmt == "sft":  # each split in store order, both read in one pass (each group once)
+        samples = store_order(samples)
     with store.lock("export", curated), replacing(out, overwrite=overwrite) as staging:
         datasets.DatasetDict({s: datasets.Dataset.from_list([first], features=features)
                               for s in splits}).save_to_disk(str(staging))
         (staging / "data").mkdir()
-        for s, part in splits.items():
-            _write_split(staging / s, staging / "data" / f"{s}.parquet",
-                         batches(part, shards, fmt, plain_share), features)
+        group = batch_rows(shards, fmt)
+        writers = {s: _SplitWriter(staging / s, staging / "data" / f"{s}.parquet", features,
+                                   group) for s in splits}
+        for batch in batches(samples, shards, fmt, plain_share):
+            for s, w in writers.items():
+                w.add([r for r in batch if (r["prompt_id"] in test_ids) == (s == "test")])
+        for w in writers.values():
+            w.close()
         (staging / "README.md").write_text(card)
     if push_to_hub:
         datasets.load_from_disk(str(out)).push_to_hub(push_to_hub, private=private)

@@ -266,6 +266,24 @@ def take(shards: list[Path], where: Iterable[tuple[int, int]], columns: list[str
             for r, v in read_rows(shards[s], rows, columns)}
 
 
+def stream_rows(shards: list[Path], where: Iterable[tuple[int, int]], columns: list[str]
+                ) -> Iterator[tuple[tuple[int, int], dict]]:
+    """((index into `shards`, row number), values) of rows given in store order (shard by shard,
+    rows ascending in a shard), each shard walked once with read_rows. A stage that reads a
+    whole set this way, a batch at a time, decodes each row group once however many batches it
+    spans; `take` a batch at a time re-reads the group a batch boundary cuts, and rows in any
+    other order (by prompt id) make every batch decode groups of many shards for a few rows
+    each, so the cost per row grew with the run. Memory: read_rows' small record batch."""
+    from itertools import groupby
+
+    for s, run in groupby(where, key=lambda w: w[0]):
+        rows = [r for _, r in run]
+        if any(b <= a for a, b in zip(rows, rows[1:], strict=False)):
+            raise ValueError(f"stream_rows: rows of shard {s} are not in ascending order")
+        for r, v in read_rows(shards[s], rows, columns):
+            yield (s, r), v
+
+
 def rows_per_batch(shards: list[Path], batch_bytes: int, column: str = "completion") -> int:
     """About how many rows hold batch_bytes of `column`, from the shards' Parquet footers
     (uncompressed sizes): the batch size of a stage that reads that column by position."""

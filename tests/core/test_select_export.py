@@ -293,3 +293,75 @@ def test_select_refuses_a_second_writer_of_the_same_set(curated_store):
     with curated_store.lock("select", "cur"):
         with pytest.raises(StoreError, match="select cur is being written by another process"):
             select(curated_store, "r", "cur", SelectConfig(k=1))
+
+
+@pytest.fixture
+def sharded_store(store):
+    """10 prompts x 8 samples in 3 shards of small row groups (3 rows), shard order unlike
+    prompt order: what generate leaves, in miniature; select keeps up to 4 per prompt."""
+    import pyarrow.parquet as papq
+
+    fill(store, [8, 6, 4, 3, 2, 8, 8, 8, 1, 5])
+    rows = store.read("samples", "r").to_pylist()
+    for f in store.shards("samples", "r"):
+        f.unlink()
+    # 3, 4 and 3 prompts a shard, the first prompts in the last shard by name
+    for name, (a, b) in zip("cba", ((0, 24), (24, 56), (56, 80)), strict=True):
+        papq.write_table(pa.Table.from_pylist(rows[a:b], schema=SAMPLES_SCHEMA),
+                         store.table_dir("samples", "r") / f"shard-{name}.parquet",
+                         row_group_size=3)
+    select(store, "r", "cur", SelectConfig(k=4, near_dup_threshold=1.01))
+    return store
+
+
+def old_export_rows(store, name: str, test_size: float, plain_share: float) -> dict:
+    """What the export before store order wrote, split by split: each curated sample in
+    (prompt_id, sample_idx) order, from the samples table read whole."""
+    from r1data.export import _in_test, _sft_row
+
+    prompts = {p["prompt_id"]: p for p in store.read("prompts").to_pylist()}
+    text = {(s["prompt_id"], s["sample_idx"]): s for s in store.read("samples", "r").to_pylist()}
+    keys = curated_rows(store, name)
+    ids = sorted({pid for pid, _ in keys})
+    test = {p for p in ids if _in_test(p, test_size)}
+    rows = {"train": [], "test": []}
+    for key in keys:
+        row = _sft_row(prompts[key[0]], text[key], plain_share) | {"prompt_id": key[0]}
+        rows["test" if key[0] in test else "train"].append(row)
+    return rows
+
+
+def test_export_in_store_order_writes_the_rows_of_prompt_order(sharded_store, tmp_path):
+    """Reading in store order (shard, row) instead of (prompt_id, sample_idx) changes only the
+    order: the same rows in each split, plain_share on the same rows; and a rerun is equal."""
+    old = old_export_rows(sharded_store, "cur", 0.3, 0.5)
+    assert old["train"] and old["test"]
+    export(sharded_store, "cur", tmp_path / "a", fmt="sft", test_size=0.3, plain_share=0.5)
+    export(sharded_store, "cur", tmp_path / "b", fmt="sft", test_size=0.3, plain_share=0.5)
+    a, b = (datasets.load_from_disk(str(tmp_path / x)) for x in "ab")
+    for split in ("train", "test"):
+        got = a[split].to_list()
+        assert sorted(map(json.dumps, got)) == sorted(map(json.dumps, old[split]))
+        assert got == b[split].to_list()  # deterministic
+    assert a["train"].to_list() != old["train"]  # shards out of prompt order: reordered
+
+
+def test_export_decodes_each_row_group_once(sharded_store, tmp_path, monkeypatch):
+    """Batches much smaller than the set still read each shard of the samples once, for both
+    splits (the prompt-order export read groups of many shards a batch, again and again: its
+    cost per sample grew with the run)."""
+    import r1data.export as E
+    import r1data.store as S
+
+    reads: list[str] = []
+    real = S.read_rows
+
+    def counted(shard, rows, columns, batch_rows=32):
+        reads.append(str(shard))  # read_rows walks a shard's row groups once, in order
+        return real(shard, rows, columns, batch_rows)
+
+    monkeypatch.setattr(E, "BATCH_CHARS", 400)  # a few rows a batch
+    monkeypatch.setattr(S, "read_rows", counted)
+    info = export(sharded_store, "cur", tmp_path / "o", fmt="sft", test_size=0.3)
+    assert info["train"] > 4 * E.batch_rows(sharded_store.shards("samples", "r"), "sft")
+    assert sorted(reads) == sorted(map(str, sharded_store.shards("samples", "r"))), reads
