@@ -23,6 +23,15 @@ def exam_table(exams: dict[str, dict]) -> str:
     return table(exams)
 
 
+def _table(title: str, rows: list[dict], cols: list[str | tuple[str, str]]) -> list[str]:
+    """A markdown section of the artifact: its heading, then a table of the given columns
+    (a key, or a (header, key) pair), one line per row."""
+    pairs = [(c, c) if isinstance(c, str) else c for c in cols]
+    return ["", f"## {title}", "", "| " + " | ".join(head for head, _ in pairs) + " |",
+            "|" + "---|" * len(pairs),
+            *("| " + " | ".join(f"{r[key]}" for _, key in pairs) + " |" for r in rows)]
+
+
 def report_markdown(cfg: PipelineConfig, results: dict) -> str:
     """The run's artifact: funnel, pass rates, evaluations and where the outputs are."""
     from r1data import query
@@ -31,14 +40,10 @@ def report_markdown(cfg: PipelineConfig, results: dict) -> str:
     store = Store(cfg.store)
     funnel = query.run(store, query.report_sql("funnel")).pl().to_dicts()
     rate = query.run(store, query.report_sql("pass_rate")).pl().to_dicts()
-    lines = [f"# r1data `{cfg.name}` ({cfg.flow})", "", "## Funnel", "",
-             "| run | source | outcome | samples | fraction |", "|---|---|---|---|---|"]
-    lines += [f"| {r['run']} | {r['source']} | {r['outcome']} | {r['samples']} | "
-              f"{r['fraction']} |" for r in funnel]
-    lines += ["", "## Pass rate", "", "| run | source | prompts | mean pass@1 | pass@n |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {r['run']} | {r['source']} | {r['prompts']} | {r['mean_pass_at_1']} | "
-              f"{r['pass_at_n']} |" for r in rate]
+    lines = [f"# r1data `{cfg.name}` ({cfg.flow})"]
+    lines += _table("Funnel", funnel, ["run", "source", "outcome", "samples", "fraction"])
+    lines += _table("Pass rate", rate, ["run", "source", "prompts",
+                                        ("mean pass@1", "mean_pass_at_1"), ("pass@n", "pass_at_n")])
     lines += ["", "## Outputs", "", f"- store: `{cfg.store}`"]
     if "export" in results:
         exp = results["export"] or {}
@@ -69,16 +74,14 @@ def report_markdown(cfg: PipelineConfig, results: dict) -> str:
                   exam_table(exams)]
     ifexams = [results[k] for k in ("ifexam_sft", "ifexam_final") if k in results]
     if ifexams:
-        lines += ["", "## Instruction following (stage 4's held-out general prompts)", "",
-                  "| run | prompts | k | instruction rate | prompt rate |", "|---|---|---|---|---|"]
-        lines += [f"| {e['run']} | {e['prompts']} | {e['k']} | {e['instruction_rate']} | "
-                  f"{e['prompt_rate']} |" for e in ifexams]
+        lines += _table("Instruction following (stage 4's held-out general prompts)", ifexams,
+                        ["run", "prompts", "k", ("instruction rate", "instruction_rate"),
+                         ("prompt rate", "prompt_rate")])
     evals = [results[k] for k in ("eval", "eval_student") if k in results]
     if evals:
-        lines += ["", "## Evaluation (R1 protocol)", "",
-                  "| run | prompts | k | pass@1 | cons@k | pass@k |", "|---|---|---|---|---|---|"]
-        lines += [f"| {e['run']} | {e['prompts']} | {e['k']} | {e['pass_at_1']} | "
-                  f"{e['cons_at_k']} | {e['pass_at_k']} |" for e in evals]
+        lines += _table("Evaluation (R1 protocol)", evals,
+                        ["run", "prompts", "k", ("pass@1", "pass_at_1"), ("cons@k", "cons_at_k"),
+                         ("pass@k", "pass_at_k")])
     return "\n".join(lines)
 
 
