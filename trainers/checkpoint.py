@@ -1,9 +1,12 @@
-"""Checkpoints both trainers share: everything needed to continue the same curve after a kill."""
+"""Checkpoints both trainers share: everything needed to continue the same curve after a kill,
+and where GRPO keeps the policy's loadable weights at each save (step_dir)."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 from pathlib import Path
 
 from r1data.trainers.dist import is_sharded
@@ -13,6 +16,31 @@ def _rank() -> int:
     import torch.distributed as dist
 
     return dist.get_rank() if dist.is_initialized() else 0
+
+
+def step_dir(out: str | Path, step: int) -> Path:
+    """Where a trainer keeps the HF weights of the policy after `step` steps, <out>/steps/
+    step-<N:05d> (its `model` folder loads with from_pretrained): what the flows examine
+    with rl.exam_every, one place for the trainer that writes and the flow that reads."""
+    return Path(out) / "steps" / f"step-{step:05d}"
+
+
+def link_model(src: Path, dst: Path) -> None:
+    """dst as a copy of the saved model src, by hard links where the filesystem has them (the
+    final step's weights are out/model's: no second copy on disk). Safe because models are
+    saved by rename (Setup.save_model), never rewritten in place."""
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    tmp = dst.with_name(dst.name + ".tmp")
+    for d in (tmp, dst):
+        shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(src, tmp, copy_function=link)
+    tmp.rename(dst)  # whole or absent, as save_model writes
 
 
 def save_checkpoint(path: Path, model, opt, step: int, config: dict) -> None:

@@ -20,6 +20,8 @@ import hashlib
 import json
 import os
 import random
+import shutil
+import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,28 +129,64 @@ class Setup:
                 "batch_device": str(tensors[0].device) if tensors else None,
                 "bf16": self.bf16}
 
+    def save_model(self, base, tok, folder: Path) -> None:
+        """The policy's HF weights and tokenizer in `folder` (rank 0), loadable with
+        from_pretrained. Call it on every process: FSDP shards are gathered first (a
+        collective). Written beside and renamed in, so a kill never leaves a half-written
+        model where a loader (the exam, a resumed flow) would take it for a whole one, and an
+        old folder's files are replaced, never rewritten in place (hard links stay valid)."""
+        from r1data.trainers.dist import full_state_dict
+
+        weights = full_state_dict(base)  # a collective under FSDP
+        if self.rank != 0:
+            return
+        tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+        for d in (tmp, old):
+            shutil.rmtree(d, ignore_errors=True)
+        base.save_pretrained(tmp, state_dict=weights)
+        tok.save_pretrained(tmp)
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+
     def finish(self, base, tok, config: dict) -> None:
         """Final weights, tokenizer and config in out/model (rank 0), then a barrier so no
         process exits while rank 0 is still writing."""
-        from r1data.trainers.dist import barrier, full_state_dict
+        from r1data.trainers.dist import barrier
 
-        weights = full_state_dict(base)  # a collective under FSDP
+        if self.rank == 0 and self._metrics is not None:
+            self._metrics.close()
+        self.save_model(base, tok, self.out / "model")
         if self.rank == 0:
-            if self._metrics is not None:
-                self._metrics.close()
-            base.save_pretrained(self.out / "model", state_dict=weights)
-            tok.save_pretrained(self.out / "model")
             (self.out / "config.json").write_text(json.dumps(config, indent=2))
         barrier()
 
 
-def peak_memory(device: torch.device) -> dict:
-    """Peak memory so far: CUDA allocator peak on a GPU, the process's max RSS everywhere."""
+def peak_rss_mib() -> float:
+    """This process's peak resident memory: VmHWM from /proc/self/status, which exec resets.
+    ru_maxrss does not: a child started by fork/vfork + exec (subprocess, torchrun's workers)
+    reports its parent's peak when that is larger (measured: a child of a 413 MiB parent
+    reports 413 MiB by ru_maxrss, 13 MiB by VmHWM). ru_maxrss where there is no /proc
+    (kB on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     import resource
 
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 1024)
+
+
+def peak_memory(device: torch.device) -> dict:
+    """Peak memory so far: CUDA allocator peak on a GPU, the process's peak RSS everywhere."""
     import torch
 
-    out = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    out = {"peak_rss_mib": peak_rss_mib()}
     if device.type == "cuda":
         out["peak_cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return out

@@ -137,7 +137,9 @@ class GRPOConfig(BaseModel):
     device: str | None = None  # cpu, cuda, cuda:N; None: cuda when available (torchrun: LOCAL_RANK)
     micro_batch_size: int | None = Field(None, ge=1)  # rollouts per forward/backward, per
     # process; None: all of them at once. The update is the full batch's either way.
-    save_every: int = 25
+    save_every: int = 25  # steps; 0: only at the end. Each save writes the resume checkpoint
+    save_weights: bool = True  # ...and, at each save and the last step, the policy's HF weights
+    # in <out>/steps/step-<N:05d>/model (checkpoint.step_dir), as TRL's save_steps
     seed: int = 0
     threads: int | None = None
     fsdp: bool = False  # under torchrun: shard weights with FSDP2 instead of replicating (DDP)
@@ -517,6 +519,22 @@ def step_metrics(cfg: GRPOConfig, step: int, total, per_fn: dict, std_g, ro: Rol
             "kept_groups": int(n_kept) // cfg.num_generations}
 
 
+# --- saves ---------------------------------------------------------------------------------------
+def save_step(cfg: GRPOConfig, run, base, tok, opt, step: int) -> None:
+    """A save_every save: the policy's HF weights in step_dir(out, step)/model (save_weights),
+    then the resume checkpoint. Weights first, so a kill between the two resumes before this
+    step and writes them again. Called on every process (FSDP gathers are collective); rank 0
+    writes. The HF rollout samples from `base` itself and vLLM reloads it before each rollout,
+    so the saved weights are the ones the next step samples from."""
+    from r1data.trainers.checkpoint import save_checkpoint, step_dir
+
+    if cfg.save_weights:
+        tok.padding_side = "right"  # saved as out/model's (train_grpo); the rollouts pad left
+        run.save_model(base, tok, step_dir(run.out, step) / "model")
+        tok.padding_side = "left"
+    save_checkpoint(run.ckpt, base, opt, step, cfg.model_dump())  # rank 0 writes
+
+
 # --- the loop -----------------------------------------------------------------------------------
 def train_grpo(cfg: GRPOConfig, *, progress: bool = True) -> dict:
     """Run cfg.max_steps GRPO steps; resumes from cfg.out/checkpoint.pt when present.
@@ -524,13 +542,15 @@ def train_grpo(cfg: GRPOConfig, *, progress: bool = True) -> dict:
     Each step: rollout -> score -> advantages -> update. Under torchrun each process rolls out
     its share of the step's prompts (groups stay whole on one process), rewards and advantages
     are computed over the whole step, gradients are averaged (DDP) or reduce-scattered (FSDP2,
-    cfg.fsdp); rank 0 logs and saves.
+    cfg.fsdp); rank 0 logs and saves. Every save_every steps and after the last: the resume
+    checkpoint and (save_weights) the policy's HF weights in steps/step-<N:05d>/model, the last
+    hard-linked to out/model, so one run yields every intermediate policy (rl.exam_every).
     """
     import torch
     from tqdm import tqdm
 
     from r1data.filters.rewards import get_reward
-    from r1data.trainers.checkpoint import resume, save_checkpoint
+    from r1data.trainers.checkpoint import link_model, resume, save_checkpoint, step_dir
     from r1data.trainers.common import Setup, peak_memory
     from r1data.trainers.data import GRPO_COLUMNS, check_model_dir, load_split, load_tokenizer
     from r1data.trainers.dist import all_sum, wrap
@@ -593,11 +613,13 @@ def train_grpo(cfg: GRPOConfig, *, progress: bool = True) -> dict:
             bar.update(1)
             bar.set_postfix(reward=f"{last['reward']:.3f}", kl=f"{stats['kl']:.4f}")
             if cfg.save_every and step % cfg.save_every == 0 and step < cfg.max_steps:
-                save_checkpoint(run.ckpt, base, opt, step, cfg.model_dump())  # rank 0 writes
+                save_step(cfg, run, base, tok, opt, step)
         bar.close()
         save_checkpoint(run.ckpt, base, opt, step, cfg.model_dump())
         tok.padding_side = "right"
         run.finish(base, tok, cfg.model_dump())  # ends with a barrier
+        if cfg.save_every and cfg.save_weights and run.rank == 0:  # the last step: out/model
+            link_model(run.out / "model", step_dir(run.out, step) / "model")
     finally:
         if engine is not None:  # last, even on error: under torchrun it ends the process group
             engine.close()

@@ -114,3 +114,49 @@ def test_a_dataset_finish_reason_column_is_refused(tiny_model, tmp_path):
                               num_generations=2, prompts_per_step=1, max_steps=1),
                    progress=False)
     assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_save_every_keeps_the_loadable_weights_of_each_step(tiny_model, grpo_data, tmp_path):
+    # what rl.exam_every examines: one run, the policy after steps 2 and 4 (the last), each a
+    # from_pretrained folder with its tokenizer; the last is out/model's weights
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from r1data.trainers.checkpoint import step_dir
+
+    kw = {"rewards": {"language": 1.0, "length": 0.1}, "lr": 1e-3, "max_completion_length": 16}
+    out = tmp_path / "o"
+    _, log = run(tiny_model, grpo_data, out, max_steps=4, save_every=2, **kw)
+    assert [p.name for p in sorted((out / "steps").iterdir())] == ["step-00002", "step-00004"]
+    assert any(r["loss"] != 0.0 for r in log[:2])  # the policy moved between the saves
+
+    def load(folder):
+        m = AutoModelForCausalLM.from_pretrained(folder)
+        assert m.lm_head.weight is m.model.embed_tokens.weight  # tied, as the base
+        assert AutoTokenizer.from_pretrained(folder).eos_token == "<|im_end|>"
+        tokenizer = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+        assert all((folder / f).read_text() == (out / "model" / f).read_text()
+                   for f in tokenizer)  # the same tokenizer as the final model
+        return m.state_dict()
+
+    two, four, final = (load(d) for d in (step_dir(out, 2) / "model", step_dir(out, 4) / "model",
+                                          out / "model"))
+    assert any(not torch.equal(two[k], four[k]) for k in four)
+    assert all(torch.equal(four[k], final[k]) for k in final)
+    assert not list(out.glob("**/*.tmp"))  # saved by rename, nothing half-written left
+
+
+def test_peak_memory_is_this_process_not_its_parent():
+    # ru_maxrss of a child started by (v)fork + exec is its parent's peak when larger: the
+    # metrics of a trainer started by a big process (a flow, torchrun) would be the parent's
+    import subprocess
+    import sys
+
+    from r1data.trainers.common import peak_memory
+
+    ballast = b"x" * (256 << 20)  # the parent's peak is at least this
+    code = "from r1data.trainers.common import peak_rss_mib; print(peak_rss_mib())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True).stdout)
+    parent = peak_memory(torch.device("cpu"))["peak_rss_mib"]
+    assert parent >= len(ballast) / 2**20
+    assert 0 < child < 200 < parent - child  # the child's own few MiB, not the parent's peak
