@@ -29,6 +29,7 @@ from r1data.errors import InputError, R1DataError
 from r1data.flows.config import PipelineConfig
 from r1data.flows.keys import TASK_PROMPTS, folder_stamp, shard_names, stage_config, stage_key
 from r1data.store import Store
+from r1data.trainers.checkpoint import step_dir
 
 
 # --- how a stage is declared and run --------------------------------------------------------------
@@ -178,11 +179,6 @@ def cold_start_sft(cfg: PipelineConfig) -> dict:
 
 
 # --- R1 stage 2: reasoning RL (R1-Zero) -----------------------------------------------------------
-def step_dir(out: Path, step: int) -> Path:
-    """Where `exam_every` keeps the policy's weights after `step` GRPO steps."""
-    return out / "steps" / f"step-{step:05d}"
-
-
 def exam_steps(r) -> list[int]:
     """The steps after which the policy is examined (rl.exam_every): every N, and the last."""
     if not r.exam_every:
@@ -191,18 +187,21 @@ def exam_steps(r) -> list[int]:
 
 
 def _train_grpo(data: Path, model: str, out: Path, r) -> dict:
-    """One GRPO stage (R1-Zero, reasoning RL, second RL) into a fresh folder. With
-    `exam_every`, in segments of that many steps, each resuming from the checkpoint the last
-    one wrote (trainers/checkpoint.py), its weights kept in steps/step-<N> for the exam."""
+    """One GRPO stage (R1-Zero, reasoning RL, second RL) into a fresh folder, in one run. With
+    `exam_every`, the trainer saves every that many steps (save_every), so the policy's weights
+    after each are in step_dir(out, N)/model for the exam (exam_steps: the same steps)."""
     from r1data.trainers.grpo import GRPOConfig, train_grpo
 
     shutil.rmtree(out, ignore_errors=True)
-    for end in exam_steps(r) or [r.max_steps]:
-        last = train_grpo(r.to(GRPOConfig, data=str(data), model=model, out=str(out),
-                               save_every=0, max_steps=end), progress=False)
-        if r.exam_every:
-            shutil.copytree(out / "model", step_dir(out, end) / "model")
+    last = train_grpo(r.to(GRPOConfig, data=str(data), model=model, out=str(out),
+                           save_every=r.exam_every, save_weights=True), progress=False)
     return {"model": str(out / "model"), **last}
+
+
+def _trained(out: Path, r) -> bool:
+    """A GRPO stage's outputs: the policy, and with exam_every each step's weights the exam
+    reads (deleting one re-runs the stage rather than failing its exam)."""
+    return _has_model(out) and all(_has_model(step_dir(out, s)) for s in exam_steps(r))
 
 
 @stage("rl_data", reads=lambda cfg: [("prompts",)],
@@ -221,7 +220,7 @@ def _model_read(start: str | Path) -> list:
 
 
 @stage("rl", reads=lambda cfg, start: [("prompts",), *_model_read(start)],
-       done=lambda cfg, start: _has_model(cfg.policy_dir()))
+       done=lambda cfg, start: _trained(cfg.policy_dir(), cfg.rl))
 def reasoning_rl(cfg: PipelineConfig, start: str | Path) -> dict:
     """GRPO on verifiable rewards from `start`: the cold start (R1), the base model (R1-Zero)."""
     from r1data.models import resolve
@@ -405,7 +404,7 @@ def mixed_rl_prompts(cfg: PipelineConfig) -> dict:
 
 @stage("rl2", reads=lambda cfg, start: [("prompts",), start, *(
     [cfg.rl2_data_dir()] if cfg.rl2 and cfg.rl2.general is not None else [])],
-       done=lambda cfg, start: _has_model(cfg.policy2_dir()))
+       done=lambda cfg, start: _trained(cfg.policy2_dir(), cfg.rl2))
 def second_rl(cfg: PipelineConfig, start: Path) -> dict:
     """GRPO from the stage-3 model with general rewards (language, repetition; with
     rl2.general also instruction following) beside accuracy."""
