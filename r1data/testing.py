@@ -8,6 +8,7 @@ written.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 CHATML_TEMPLATE = (
@@ -107,3 +108,42 @@ def build_tiny_model(
     cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
     cfg_path.write_text(json.dumps(cfg, indent=2))
     return out
+
+
+# --- A task the tiny model learns in seconds: single-digit sums in the R1 format ---------------
+SUM_PAIRS = [(a, b) for a in range(10) for b in range(10)]
+random.Random(0).shuffle(SUM_PAIRS)  # fixed order: the first 80 train, the last 20 are held out
+
+
+def sum_question(a: int, b: int) -> str:
+    return f"What is {a} + {b}?"
+
+
+def r1_sum_answer(a: int, b: int) -> str:
+    return f"<think>\n{a} + {b} = {a + b}\n</think>\n\\boxed{{{a + b}}}"
+
+
+def chat_dataset(path: str | Path, examples: list[tuple[str, str]]) -> Path:
+    """(user, assistant) pairs as a one-split `messages` dataset on disk, as SFT reads it."""
+    import datasets
+
+    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": r}]}
+            for q, r in examples]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(path))
+    return Path(path)
+
+
+def train_sums_teacher(root: str | Path) -> tuple[Path, Path]:
+    """A tiny base and its cold start on the first 80 sums (150 SFT steps, ~20 s on one core),
+    which then answers about half the held-out sums: (base, teacher model folder). Tests share
+    one per session (tests/conftest.py) instead of training it in each file."""
+    from r1data.trainers.sft import SFTConfig, train_sft
+
+    root = Path(root)
+    base = build_tiny_model(root / "base", seed=0)
+    data = chat_dataset(root / "cold", [(sum_question(a, b), r1_sum_answer(a, b))
+                                        for a, b in SUM_PAIRS[:80]])
+    train_sft(SFTConfig(data=str(data), model=str(base), out=str(root / "sft"), max_steps=150,
+                        batch_size=8, lr=3e-3, warmup_steps=10, max_len=256, eval_every=0,
+                        save_every=0, seed=0), progress=False)
+    return base, root / "sft" / "model"

@@ -21,6 +21,18 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
+@pytest.fixture(scope="session")
+def sums_teacher(tmp_path_factory) -> tuple[Path, Path]:
+    """The tiny base and its cold start on single-digit sums (r1data.testing), trained once per
+    session: the learning tests and the distill flow test share it."""
+    import torch
+
+    from r1data.testing import train_sums_teacher
+
+    torch.set_num_threads(1)
+    return train_sums_teacher(tmp_path_factory.mktemp("sums"))
+
+
 @pytest.fixture
 def store(tmp_path):
     from r1data.store import Store
