@@ -418,8 +418,9 @@ def flow_run(config: Annotated[Path, typer.Argument(help="Pipeline YAML.")]):
     Example: r1data flow run flows/examples/quickstart.yaml
     """
     from r1data.flows.run import run_pipeline
+    from r1data.procs import run_owned
 
-    res = run_pipeline(config)
+    res = run_owned(lambda: run_pipeline(config))  # SIGTERM/Ctrl-C stop it and all it started
     _echo(res)
     if res.get("exams"):  # the flow's last word: every model it made, on the held-out exam
         typer.echo(res["exams"])
@@ -437,7 +438,11 @@ def flow_serve(
     Example: PREFECT_API_URL=http://127.0.0.1:4200/api r1data flow serve cfg.yaml --cron "0 3 * * *"
     """
     from r1data.flows.run import serve_pipeline
+    from r1data.procs import start_reaper
 
+    # Prefect's runner stops itself on SIGTERM (pausing the schedule); the reaper then ends
+    # whatever it or a scheduled run started, and everything after a SIGKILL.
+    start_reaper()
     serve_pipeline(config, cron, name=name)
 
 
