@@ -29,7 +29,7 @@ class GenerateConfig(BaseModel):
     shard_prompts: int = Field(8, ge=1)  # prompts per Parquet shard (a kill loses at most one)
     # vllm engine
     max_model_len: int | None = None
-    dtype: str = "auto"
+    dtype: str = "auto"  # the model's; fp32 on a CPU without bf16 units (engines.engine_dtype)
     enforce_eager: bool | None = None  # None: eager on CPU (12 s start vs 70-90 s compile)
     gpu_memory_utilization: float = 0.9
     tensor_parallel_size: int = 1

@@ -39,6 +39,24 @@ def has_gpu() -> bool:
         return False
 
 
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 matmuls in hardware (AMX or AVX512-BF16)."""
+    import torch
+
+    cpu = torch.cpu
+    return any(getattr(cpu, f, lambda: False)() for f in ("_is_amx_tile_supported",
+                                                          "_is_avx512_bf16_supported"))
+
+
+def engine_dtype(requested: str, gpu: bool) -> str:
+    """vLLM's dtype: `auto` takes the model's (bf16 for most), except on a CPU without bf16
+    units, where emulated bf16 is slower than fp32: SmolLM2-135M sampled 103 tokens/s in bf16
+    and 174 in fp32 on the 2-core AVX-512 machine without AMX (BENCHMARKS.md)."""
+    if requested != "auto" or gpu or cpu_has_native_bf16():
+        return requested
+    return "float32"
+
+
 def configure_vllm_env(*, local_model: bool) -> dict[str, str]:
     """Sane vLLM defaults for a machine without a GPU; the user's own env vars always win."""
     root = cache_dir()
@@ -199,7 +217,7 @@ class VllmEngine:
         except ImportError as e:
             raise EngineError(f"vLLM is not importable ({e}); run scripts/setup.sh") from None
         kwargs = dict(
-            model=cfg.model, seed=cfg.seed, dtype=cfg.dtype,
+            model=cfg.model, seed=cfg.seed, dtype=engine_dtype(cfg.dtype, gpu),
             enforce_eager=(not gpu) if cfg.enforce_eager is None else cfg.enforce_eager,
             tensor_parallel_size=cfg.tensor_parallel_size,
         )

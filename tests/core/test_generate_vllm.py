@@ -29,6 +29,22 @@ def engine(tiny_model):
     eng.close()
 
 
+def test_auto_dtype_is_fp32_only_on_a_cpu_without_bf16_units(monkeypatch, engine):
+    from r1data import engines
+
+    monkeypatch.setattr(engines, "cpu_has_native_bf16", lambda: False)
+    assert engines.engine_dtype("auto", gpu=False) == "float32"  # emulated bf16 is slower
+    assert engines.engine_dtype("auto", gpu=True) == "auto"
+    assert engines.engine_dtype("bfloat16", gpu=False) == "bfloat16"  # asked for: kept
+    monkeypatch.setattr(engines, "cpu_has_native_bf16", lambda: True)
+    assert engines.engine_dtype("auto", gpu=False) == "auto"
+    monkeypatch.undo()
+    import torch  # the engine the tests share got what this machine calls for
+
+    want = torch.bfloat16 if engines.cpu_has_native_bf16() else torch.float32
+    assert engine.llm.llm_engine.model_config.dtype == want  # the tiny model is saved in bf16
+
+
 def keys(store, run):
     rows = store.read("samples", run, columns=["prompt_id", "sample_idx"]).to_pylist()
     return [(r["prompt_id"], r["sample_idx"]) for r in rows]
