@@ -80,7 +80,11 @@ def living(pid: int, start: int | None = None) -> bool:
 
 
 def _pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    """Every pid in /proc (none where there is no /proc)."""
+    try:
+        return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    except OSError:
+        return []
 
 
 def _children(pid: int) -> list[int]:
@@ -202,6 +206,8 @@ def _stop_and_exit(signum: int, _frame) -> None:
     """SIGTERM/SIGINT handler of `run_owned`: one line, every descendant stopped, exit 128+N.
     os.write and os._exit: the work thread may hold stderr's lock or be deep in a stage, and
     what a stage stores is written atomically, so cutting it short loses nothing stored."""
+    for sig in (signal.SIGTERM, signal.SIGINT):  # a second Ctrl-C must not cut the cleanup
+        signal.signal(sig, signal.SIG_IGN)
     name = signal.Signals(signum).name
     os.write(2, f"r1data: stopped by {name}; finished stages stay cached, a rerun resumes\n"
              .encode())
