@@ -157,7 +157,7 @@ class ExportStage(_Strict):
 
 
 # The flow trains into a fresh folder each time (no resume), in this process (no torchrun).
-_RUN_ONLY = ("data", "save_every", "eval_every", "fsdp")
+_RUN_ONLY = ("data", "save_every", "save_weights", "eval_every", "fsdp")
 
 
 class _StudentStage(_Section):
@@ -222,9 +222,8 @@ class _RLStage(_Section):
 
     model: str = DEFAULT_TEACHER  # r1_zero's base model
     out: str | None = None  # default: <store>/../policies/<name> (rl2: <name>-rl2)
-    # Exam the policy every N steps (needs `exam:`): GRPO runs in segments of N steps, each
-    # resuming from the last one's checkpoint (constant lr, step-seeded prompts: the same
-    # curve), and the weights after each are kept in <out>/steps/step-<N> for the exam.
+    # Exam the policy every N steps (needs `exam:`): one GRPO run keeps the policy's weights
+    # every N steps in <out>/steps/step-<N>/model (the trainer's save_every), each examined.
     exam_every: int = Field(0, ge=0)
 
 

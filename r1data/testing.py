@@ -132,18 +132,3 @@ def chat_dataset(path: str | Path, examples: list[tuple[str, str]]) -> Path:
     datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)}).save_to_disk(str(path))
     return Path(path)
 
-
-def train_sums_teacher(root: str | Path) -> tuple[Path, Path]:
-    """A tiny base and its cold start on the first 80 sums (150 SFT steps, ~20 s on one core),
-    which then answers about half the held-out sums: (base, teacher model folder). Tests share
-    one per session (tests/conftest.py) instead of training it in each file."""
-    from r1data.trainers.sft import SFTConfig, train_sft
-
-    root = Path(root)
-    base = build_tiny_model(root / "base", seed=0)
-    data = chat_dataset(root / "cold", [(sum_question(a, b), r1_sum_answer(a, b))
-                                        for a, b in SUM_PAIRS[:80]])
-    train_sft(SFTConfig(data=str(data), model=str(base), out=str(root / "sft"), max_steps=150,
-                        batch_size=8, lr=3e-3, warmup_steps=10, max_len=256, eval_every=0,
-                        save_every=0, seed=0), progress=False)
-    return base, root / "sft" / "model"

@@ -23,14 +23,30 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def sums_teacher(tmp_path_factory) -> tuple[Path, Path]:
-    """The tiny base and its cold start on single-digit sums (r1data.testing), trained once per
-    session: the learning tests and the distill flow test share it."""
+    """A tiny base and its cold start on the first 80 single-digit sums (r1data.testing), 150
+    SFT steps (~20 s on one core), after which it answers about half the held-out sums:
+    (base, teacher model folder). Trained once per session: the learning tests and the distill
+    flow test share it."""
     import torch
 
-    from r1data.testing import train_sums_teacher
+    from r1data.testing import (
+        SUM_PAIRS,
+        build_tiny_model,
+        chat_dataset,
+        r1_sum_answer,
+        sum_question,
+    )
+    from r1data.trainers.sft import SFTConfig, train_sft
 
     torch.set_num_threads(1)
-    return train_sums_teacher(tmp_path_factory.mktemp("sums"))
+    root = tmp_path_factory.mktemp("sums")
+    base = build_tiny_model(root / "base", seed=0)
+    data = chat_dataset(root / "cold", [(sum_question(a, b), r1_sum_answer(a, b))
+                                        for a, b in SUM_PAIRS[:80]])
+    train_sft(SFTConfig(data=str(data), model=str(base), out=str(root / "sft"), max_steps=150,
+                        batch_size=8, lr=3e-3, warmup_steps=10, max_len=256, eval_every=0,
+                        save_every=0, seed=0), progress=False)
+    return base, root / "sft" / "model"
 
 
 @pytest.fixture
