@@ -67,9 +67,9 @@ def native_bf16(device: torch.device) -> bool:
 
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    cpu = torch.cpu
-    return any(getattr(cpu, f, lambda: False)() for f in ("_is_amx_tile_supported",
-                                                          "_is_avx512_bf16_supported"))
+    from r1data.engines import cpu_has_native_bf16  # the same rule picks vLLM's dtype
+
+    return cpu_has_native_bf16()
 
 
 def autocast(device: torch.device, bf16: bool) -> AbstractContextManager:
