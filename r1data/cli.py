@@ -522,14 +522,15 @@ def main() -> None:
     except R1DataError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
-    except Exception as e:  # click's usage errors and aborts
+    except Exception as e:  # usage errors and aborts: typer 0.29 raises its own copy of click's
         import click
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, (typer.Abort, click.exceptions.Abort)):
             sys.exit(130)
+        if isinstance(e, (typer.TyperException, click.exceptions.ClickException)) and \
+                hasattr(e, "show"):
+            e.show()  # "Usage: ..." and one "Error: ..." line, no traceback
+            sys.exit(getattr(e, "exit_code", 2))
         raise
 
 

@@ -28,6 +28,21 @@ def test_generate_help_prints_r1_defaults(monkeypatch, capsys):
         assert default in flat
 
 
+@pytest.mark.parametrize("args,needle", [
+    (["query", "--store", "st", "--sql", "1"], "No such option: --sql"),
+    (["generate", "--bogus"], "No such option: --bogus"),
+    (["select", "--store", "st", "--k", "many"], "Invalid value for '--k'"),
+    (["no-such-command"], "No such command 'no-such-command'"),
+])
+def test_usage_errors_are_one_error_line_and_exit_2(monkeypatch, capsys, args, needle):
+    """typer 0.29 raises its own copy of click's exceptions: they must still print a usage
+    error, not a traceback."""
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    errors = [ln for ln in err.splitlines() if ln.startswith("Error: ")]
+    assert code == 2 and len(errors) == 1 and needle in errors[0], err
+    assert "Traceback" not in err + out
+
+
 @pytest.mark.parametrize("command,model,fields", [
     ("generate", "GenerateConfig", {"n": "n", "temperature": "temperature",
                                     "max-tokens": "max_tokens", "shard-prompts": "shard_prompts"}),
