@@ -109,10 +109,7 @@ PROMPT_CLUSTERS_SCHEMA = pa.schema([
 ])
 
 SAMPLE_CLUSTERS_SCHEMA = pa.schema([
-    ("curated", pa.string()),
-    ("run", pa.string()),
-    ("prompt_id", pa.string()),
-    ("sample_idx", pa.int32()),
+    *CURATED_SCHEMA,  # the kept sample, as the curated set names it
     ("cluster", pa.string()),  # "<prompt_id>/<sample_idx>" of the representative
     ("similarity", pa.float32()),
     ("dropped", pa.bool_()),  # left out of the set (select's cross_prompt = drop)
