@@ -5,6 +5,7 @@ Extraction of the answer from a completion is tested in test_extract.py, the exa
 in test_numbers.py, the worker pool in test_bounded.py.
 """
 
+import random
 import threading
 import time
 
@@ -121,8 +122,11 @@ def test_timeout_gives_none_and_pool_recovers(monkeypatch):
     pool = m._pool()
     assert pool.call(["1", "1"], 10) is True
     before = pool.timeouts
-    # a check that cannot finish in 1 ms: the worker is killed and replaced
-    assert pool.call(["\\frac{1}{3}", "0.3333"], 0.001) is None
+    # a check that cannot finish in 1 ms: the worker is killed and replaced. The numbers are new
+    # each run: a pair the worker has already parsed (sympy's caches) takes ~2 ms and, on a
+    # quiet machine, less than 1; a fresh sum of a fraction and a root takes ~20 ms.
+    r = random.randrange(10**6, 10**7)
+    assert pool.call([f"\\frac{{{r}}}{{3}} + \\sqrt{{{r + 1}}}", "0.3333"], 0.001) is None
     assert pool.timeouts == before + 1
     assert pool.call(["2", "2"], 10) is True
 
