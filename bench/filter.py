@@ -122,22 +122,39 @@ def r1data_filter(store) -> tuple[list[bool], float, float]:
     return [bool(r["correct"]) for r in v], seconds, cpu
 
 
-def peak_rss_of(cmd: list[str]) -> tuple[float, float]:
-    """(peak RSS of the whole process tree in MiB, seconds), sampled every 0.1 s."""
+def measured(cmd: list[str]) -> tuple[float, float, float]:
+    """(peak MiB, seconds, CPU seconds) of a command's process tree, sampled every 0.1 s: on a
+    shared machine the wall time follows the load, the CPU time (user + system) much less.
+    Sampled per process, not from getrusage: a pool's workers that exit unreaped by their
+    parent (datatrove's) are missing from RUSAGE_CHILDREN."""
     import psutil
 
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     root = psutil.Process(proc.pid)
-    peak = 0
+    peak, cpu = 0, {}
     while proc.poll() is None:
-        try:
-            procs = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
-        except psutil.Error:
-            pass
+        rss = 0
+        for p in [root, *_children(root)]:
+            try:
+                with p.oneshot():
+                    t = p.cpu_times()
+                    cpu[p.pid] = t.user + t.system
+                    rss += p.memory_info().rss
+            except psutil.Error:
+                pass
+        peak = max(peak, rss)
         time.sleep(0.1)
-    return peak / 2**20, time.perf_counter() - start
+    return peak / 2**20, time.perf_counter() - start, sum(cpu.values())
+
+
+def _children(root) -> list:
+    import psutil
+
+    try:
+        return root.children(recursive=True)
+    except psutil.Error:
+        return []
 
 
 def main() -> None:
@@ -167,7 +184,7 @@ def main() -> None:
               f"{same}/{len(naive)} samples ({same / len(naive):.2%})")
         if args.rss:
             big = make_store(Path(tmp) / "big", args.rss_prompts)
-            mib, secs = peak_rss_of([sys.executable, "-m", "r1data.cli", "filter", "--store",
+            mib, secs, _ = measured([sys.executable, "-m", "r1data.cli", "filter", "--store",
                                      str(big.root), "--run", "bench", "--no-progress"])
             print(f"r1data filter on {args.rss_prompts * 64:,} samples: peak RSS {mib:.0f} MiB "
                   f"(process tree), {secs:.0f} s")

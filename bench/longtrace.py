@@ -40,40 +40,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-
-def measured(cmd: list[str]) -> tuple[float, float, float]:
-    """(peak MiB, seconds, CPU seconds) of a command's process tree, sampled every 0.1 s: on a
-    shared machine the wall time follows the load, the CPU time (user + system) much less.
-    Sampled per process, not from getrusage: a pool's workers that exit unreaped by their
-    parent (datatrove's) are missing from RUSAGE_CHILDREN."""
-    import psutil
-
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    root = psutil.Process(proc.pid)
-    peak, cpu = 0, {}
-    while proc.poll() is None:
-        rss = 0
-        for p in [root, *_children(root)]:
-            try:
-                with p.oneshot():
-                    t = p.cpu_times()
-                    cpu[p.pid] = t.user + t.system
-                    rss += p.memory_info().rss
-            except psutil.Error:
-                pass
-        peak = max(peak, rss)
-        time.sleep(0.1)
-    return peak / 2**20, time.perf_counter() - start, sum(cpu.values())
-
-
-def _children(root) -> list:
-    import psutil
-
-    try:
-        return root.children(recursive=True)
-    except psutil.Error:
-        return []
+sys.path.insert(0, str(Path(__file__).parent))
+from filter import measured  # noqa: E402  (bench/filter.py: process-tree peak RSS and CPU)
 
 
 def load() -> str:
