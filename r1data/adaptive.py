@@ -3,15 +3,21 @@
 R1 samples 64 per prompt, but a prompt that is always right (too easy) or never right (too
 hard) relative to selection's pass-rate band is decided after a few samples. After each round
 the samples are verified with the same batch verifier as `r1data filter` and the rewards
-(`correct_batch`), and a prompt stops when a confidence bound on its pass rate lies outside
-the band, or when it holds selection's K distinct correct samples and its rate is decided
-inside the band. Undecided prompts get the next block of sample indices (dense per prompt).
+(`correct_batch`), and a prompt stops once the verdict full sampling would reach is known:
+by default (`bound = "predictive"`) the Jeffreys (Beta) posterior of its pass rate predicts
+the count of correct samples the full budget would hold, and a prompt stops as too hard (too
+easy) when that count is unlikely to reach the band, or as enough when it holds selection's K
+distinct correct samples, its rate so far is inside the band and likely to stay there. Stops
+out of the band need more confidence than "enough": a wrong too-hard stop loses a prompt, a
+wrong "enough" stop keeps one full sampling would not. Undecided prompts get the next block of
+sample indices (dense per prompt).
 """
 
 from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -29,9 +35,16 @@ class AdaptiveConfig(BaseModel):
     GenerateConfig.n, so a prompt never decided ends with the full R1 budget."""
 
     rounds: list[int] = Field(default_factory=lambda: [8, 16, 32, 64])
-    # One-sided confidence of each bound (Wilson score): a prompt stops as too easy when its
-    # pass rate's lower bound exceeds max_pass_rate, too hard when the upper is below min.
+    # "predictive": the Beta-binomial prediction of the full budget's count of correct samples
+    # (Jeffreys prior) against the band's counts; "wilson": a Wilson score bound of the rate.
+    bound: Literal["predictive", "wilson"] = "predictive"
+    # Confidence of a too-hard / too-easy stop: predictive, the probability that the full
+    # budget's pass rate also falls outside the band; wilson, each one-sided bound's.
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    # Confidence of an "enough" stop (K distinct correct, rate inside the band): looser, as a
+    # wrong one keeps a prompt full sampling would drop, it never loses one.
+    enough_confidence: float = Field(0.8, gt=0.5, lt=1.0)
+    min_samples: int = Field(16, ge=1)  # before a too-hard / too-easy stop
     min_pass_rate: float = _SELECT["min_pass_rate"]
     max_pass_rate: float = _SELECT["max_pass_rate"]
     k: int = Field(_SELECT["k"], ge=1)
@@ -74,15 +87,59 @@ def wilson(correct: int, total: int, confidence: float) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def beta_binomial(m: int, a: float, b: float) -> list[float]:
+    """P(X = x), x = 0..m, of X ~ BetaBinomial(m, a, b): the correct samples among m more
+    when the pass rate's posterior is Beta(a, b)."""
+    if m == 0:
+        return [1.0]  # exactly: the verdict of a prompt read in full is its count's
+    lg = math.lgamma
+    base = lg(m + 1) - lg(a + b + m) + lg(a + b) - lg(a) - lg(b)
+    return [math.exp(base - lg(x + 1) - lg(m - x + 1) + lg(a + x) + lg(b + m - x))
+            for x in range(m + 1)]
+
+
+def band_counts(n: int, lo: float, hi: float) -> tuple[int, int]:
+    """The least and most correct of n whose rate selection keeps (lo <= c/n <= hi)."""
+    inside = [c for c in range(n + 1) if lo <= c / n <= hi]
+    return (inside[0], inside[-1]) if inside else (n + 1, -1)
+
+
+def predicted(correct: int, total: int, budget: int, cfg: AdaptiveConfig
+              ) -> tuple[float, float]:
+    """(P below the band, P above it) of the pass rate over `budget` samples, of which
+    `total` are read and `correct` right, the rest predicted from the Jeffreys posterior."""
+    lo_c, hi_c = band_counts(budget, cfg.min_pass_rate, cfg.max_pass_rate)
+    pmf = beta_binomial(budget - total, correct + 0.5, total - correct + 0.5)
+    below = sum(p for x, p in enumerate(pmf) if correct + x < lo_c)
+    above = sum(p for x, p in enumerate(pmf) if correct + x > hi_c)
+    return below, above
+
+
 def decide(correct: int, total: int, distinct_correct: int, cfg: AdaptiveConfig, *,
-           last: bool) -> str | None:
-    """The reason to stop sampling a prompt now, or None to sample its next round."""
-    lo, hi = wilson(correct, total, cfg.confidence)
-    if hi < cfg.min_pass_rate:
-        return "too_hard"
-    if lo > cfg.max_pass_rate:
-        return "too_easy"
-    if distinct_correct >= cfg.k and cfg.min_pass_rate <= lo and hi <= cfg.max_pass_rate:
+           last: bool, budget: int | None = None) -> str | None:
+    """The reason to stop sampling a prompt now, or None to sample its next round.
+
+    `budget` is the full run's samples per prompt (default: the last round): the predictive
+    rule asks how the verdict over all of them would fall."""
+    inside = total > 0 and cfg.min_pass_rate <= correct / total <= cfg.max_pass_rate
+    if cfg.bound == "wilson":
+        lo, hi = wilson(correct, total, cfg.confidence)
+        out_ok = last or total >= cfg.min_samples
+        if out_ok and hi < cfg.min_pass_rate:
+            return "too_hard"
+        if out_ok and lo > cfg.max_pass_rate:
+            return "too_easy"
+        elo, ehi = wilson(correct, total, cfg.enough_confidence)
+        if distinct_correct >= cfg.k and cfg.min_pass_rate <= elo and ehi <= cfg.max_pass_rate:
+            return "enough"
+        return "budget" if last else None
+    below, above = predicted(correct, total, max(budget or cfg.rounds[-1], total), cfg)
+    if last or total >= cfg.min_samples:
+        if below >= cfg.confidence:
+            return "too_hard"
+        if above >= cfg.confidence:
+            return "too_easy"
+    if distinct_correct >= cfg.k and inside and 1 - below - above >= cfg.enough_confidence:
         return "enough"
     return "budget" if last else None
 

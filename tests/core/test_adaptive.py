@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from r1data import query
-from r1data.adaptive import AdaptiveConfig, decide, wilson
+from r1data.adaptive import AdaptiveConfig, beta_binomial, decide, predicted, wilson
 from r1data.config import GenerateConfig, field_defaults
 from r1data.errors import StoreError
 from r1data.selection import SelectConfig
@@ -41,16 +41,63 @@ def test_wilson_bounds_hold_the_rate_and_narrow_with_samples():
     assert wilson(0, 0, 0.95) == (0.0, 1.0)
 
 
-def test_decide_stops_only_when_the_band_verdict_is_known():
-    cfg = AdaptiveConfig(min_pass_rate=0.1, max_pass_rate=0.9, k=4, confidence=0.8)
+BAND = {"min_pass_rate": 0.1, "max_pass_rate": 0.9, "k": 4}
+
+
+def test_prediction_is_a_distribution_that_ends_in_the_count_read():
+    pmf = beta_binomial(56, 1.5, 7.5)
+    assert abs(sum(pmf) - 1) < 1e-9
+    assert abs(sum(x * p for x, p in enumerate(pmf)) - 56 * 1.5 / 9) < 1e-9
+    cfg = AdaptiveConfig(**BAND)
+    # all 64 read: the verdict is the count's (selection keeps 7/64 = 0.109, not 6/64)
+    assert predicted(6, 64, 64, cfg) == (1.0, 0.0)
+    assert predicted(7, 64, 64, cfg) == (0.0, 0.0)
+    assert predicted(58, 64, 64, cfg) == (0.0, 1.0)
+
+
+def test_a_too_hard_stop_needs_min_samples_and_its_own_confidence():
+    cfg = AdaptiveConfig(**BAND)  # the defaults: 95% out of the band, 16 samples first
+    assert decide(0, 8, 0, cfg, last=False) is None  # 0/8 may still reach 7 of 64
+    assert decide(0, 16, 0, cfg, last=False) == "too_hard"
+    assert decide(1, 16, 1, cfg, last=False) is None
+    assert decide(1, 32, 1, cfg, last=False) == "too_hard"
+    assert decide(2, 32, 2, cfg, last=False) is None  # 2/32: full could well keep it
+    loose = cfg.model_copy(update={"min_samples": 8, "confidence": 0.8})
+    assert decide(0, 8, 0, loose, last=False) == "too_hard"
+    assert decide(0, 8, 0, loose.model_copy(update={"min_samples": 9}), last=False) is None
+    assert decide(16, 16, 16, cfg, last=False) == "too_easy"
+    assert decide(8, 8, 8, cfg, last=False) is None
+
+
+def test_enough_needs_k_distinct_a_rate_in_the_band_and_its_looser_confidence():
+    cfg = AdaptiveConfig(**BAND)
+    assert decide(4, 8, 4, cfg, last=False) == "enough"
+    assert decide(4, 8, 3, cfg, last=False) is None  # fewer than K distinct correct
+    assert decide(4, 32, 4, cfg, last=False) is None  # 0.125: 27% it ends below the band
+    assert decide(5, 32, 5, cfg, last=False) == "enough"  # 7% below: inside at 80%
+    strict = cfg.model_copy(update={"enough_confidence": 0.95})
+    assert decide(5, 32, 5, strict, last=False) is None
+    wide = AdaptiveConfig(min_pass_rate=0.0, max_pass_rate=0.5, k=4)
+    assert decide(8, 8, 8, wide, last=False) is None  # K distinct but the rate is above
+
+
+def test_the_last_round_and_the_budget_decide_on_the_count():
+    cfg = AdaptiveConfig(**BAND)
+    assert decide(2, 64, 2, cfg, last=True) == "too_hard"
+    assert decide(10, 64, 3, cfg, last=True) == "budget"
+    assert decide(1, 16, 1, cfg, last=False) is None
+    assert decide(1, 16, 1, cfg, last=False, budget=16) == "too_hard"  # nothing more comes
+
+
+def test_the_wilson_bound_keeps_the_old_rule():
+    cfg = AdaptiveConfig(**BAND, bound="wilson", confidence=0.8, enough_confidence=0.8,
+                         min_samples=1)
     assert decide(0, 8, 0, cfg, last=False) == "too_hard"
     assert decide(8, 8, 8, cfg, last=False) == "too_easy"
     assert decide(0, 4, 0, cfg, last=False) is None  # 4 samples do not rule out 10%
     assert decide(4, 8, 4, cfg, last=False) == "enough"
-    assert decide(4, 8, 3, cfg, last=False) is None  # fewer than K distinct correct
     assert decide(4, 8, 3, cfg, last=True) == "budget"
-    strict = cfg.model_copy(update={"confidence": 0.99})
-    assert decide(0, 8, 0, strict, last=False) is None  # more confidence, more samples
+    assert decide(0, 8, 0, cfg.model_copy(update={"confidence": 0.99}), last=False) is None
 
 
 def test_samples_view_reads_shards_with_and_without_round(store):
@@ -73,9 +120,10 @@ def test_adaptive_run_stops_early_dense_and_resumes(store, tiny_model):
     ingest_synth(store, ["arithmetic"], 4, 0, 1)
     cfg = GenerateConfig(model=str(tiny_model), n=16, max_tokens=8, max_model_len=512,
                          shard_prompts=2)
-    # A random tiny model is never right: 0/8 rules out a 10% pass rate at 80%, 0/4 does not.
+    # A random tiny model is never right: after 0/8 a 16-sample run ends below 10% (< 2 of 16)
+    # with 90% (stop at 80%), and min_samples holds 0/4 back.
     ad = AdaptiveConfig(rounds=[4, 8, 16], min_pass_rate=0.1, max_pass_rate=0.9,
-                        confidence=0.8)
+                        confidence=0.8, min_samples=8)
     engine = VllmEngine(cfg)
     try:
         rep = generate(store, cfg, "ad", engine=engine, progress=False, adaptive=ad)
