@@ -109,6 +109,12 @@ def grpo(
     ] = _G["micro_batch_size"].default,
     fsdp: Annotated[bool, typer.Option(help="Under torchrun: shard weights (FSDP2), not DDP.")
                     ] = _G["fsdp"].default,
+    save_every: Annotated[int, typer.Option(
+        help="Steps between checkpoints (0: only at the end); each keeps the resume state.")
+    ] = _G["save_every"].default,
+    save_weights: Annotated[bool, typer.Option(
+        help="Also write the policy's HF weights at each save: OUT/steps/step-NNNNN/model.")
+    ] = _G["save_weights"].default,
     seed: Annotated[int, typer.Option()] = _G["seed"].default,
     progress: Annotated[bool, typer.Option()] = True,
 ):
@@ -132,7 +138,8 @@ def grpo(
                          num_iterations=num_iterations, mask_truncated=mask_truncated,
                          dynamic_sampling=dynamic_sampling, rollout=rollout, bf16=bf16,
                          fsdp=fsdp, seed=seed, device=device,
-                         micro_batch_size=micro_batch_size)
+                         micro_batch_size=micro_batch_size, save_every=save_every,
+                         save_weights=save_weights)
     except ValidationError as e:
         err = e.errors()[0]
         cause = err.get("ctx", {}).get("error")

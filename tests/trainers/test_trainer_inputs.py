@@ -76,16 +76,18 @@ def test_cli_errors_are_one_line(folders, monkeypatch, capsys):
     assert ConfigError  # the named error class the CLI reports
 
 
-def test_cli_passes_rollout_and_fsdp(folders, monkeypatch, capsys):
+def test_cli_passes_rollout_fsdp_and_saves(folders, monkeypatch, capsys):
     import json
 
     out = folders["tmp"] / "cli"
     monkeypatch.setattr(sys, "argv", [
         "r1data", "train", "grpo", "--data", str(folders["good"]), "--model",
-        str(folders["model"]), "--out", str(out), "--max-steps", "1", "--num-generations", "2",
+        str(folders["model"]), "--out", str(out), "--max-steps", "2", "--num-generations", "2",
         "--prompts-per-step", "1", "--max-completion-length", "4", "--rollout", "hf", "--fsdp",
-        "--no-progress"])
+        "--save-every", "1", "--no-progress"])
     cli.main()
-    assert json.loads(capsys.readouterr().out)["step"] == 1
+    assert json.loads(capsys.readouterr().out)["step"] == 2
     saved = json.loads((out / "config.json").read_text())
     assert saved["rollout"] == "hf" and saved["fsdp"] is True  # one process: plain model
+    assert saved["save_every"] == 1  # TRL's save_steps: the step-1 policy is loadable
+    assert (out / "steps" / "step-00001" / "model" / "config.json").is_file()
