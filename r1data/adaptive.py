@@ -34,7 +34,9 @@ class AdaptiveConfig(BaseModel):
     """Rounds are cumulative sample counts per prompt; the last is capped at (and padded to)
     GenerateConfig.n, so a prompt never decided ends with the full R1 budget."""
 
-    rounds: list[int] = Field(default_factory=lambda: [8, 16, 32, 64])
+    # Finer than doubling: a prompt stops at the first round that decides it, so steps of 8-16
+    # save tokens (bench/adaptive.py's replay: 0.42 -> 0.37 of them for the same prompts).
+    rounds: list[int] = Field(default_factory=lambda: [8, 16, 24, 32, 48, 64])
     # "predictive": the Beta-binomial prediction of the full budget's count of correct samples
     # (Jeffreys prior) against the band's counts; "wilson": a Wilson score bound of the rate.
     bound: Literal["predictive", "wilson"] = "predictive"
@@ -43,7 +45,7 @@ class AdaptiveConfig(BaseModel):
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     # Confidence of an "enough" stop (K distinct correct, rate inside the band): looser, as a
     # wrong one keeps a prompt full sampling would drop, it never loses one.
-    enough_confidence: float = Field(0.8, gt=0.5, lt=1.0)
+    enough_confidence: float = Field(0.7, gt=0.5, lt=1.0)
     min_samples: int = Field(16, ge=1)  # before a too-hard / too-easy stop
     min_pass_rate: float = _SELECT["min_pass_rate"]
     max_pass_rate: float = _SELECT["max_pass_rate"]

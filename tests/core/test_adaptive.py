@@ -17,7 +17,7 @@ def test_defaults_are_selections_band_and_k():
     sel, ad = field_defaults(SelectConfig), AdaptiveConfig()
     assert (ad.min_pass_rate, ad.max_pass_rate, ad.k) == (
         sel["min_pass_rate"], sel["max_pass_rate"], sel["k"])
-    assert ad.plan(64) == [8, 16, 32, 64] and ad.plan(20) == [8, 16, 20]
+    assert ad.plan(64) == [8, 16, 24, 32, 48, 64] and ad.plan(20) == [8, 16, 20]
     with pytest.raises(ValueError, match="increasing"):
         AdaptiveConfig(rounds=[16, 8])
 
@@ -70,11 +70,13 @@ def test_a_too_hard_stop_needs_min_samples_and_its_own_confidence():
 
 
 def test_enough_needs_k_distinct_a_rate_in_the_band_and_its_looser_confidence():
-    cfg = AdaptiveConfig(**BAND)
+    cfg = AdaptiveConfig(**BAND, enough_confidence=0.8)
     assert decide(4, 8, 4, cfg, last=False) == "enough"
     assert decide(4, 8, 3, cfg, last=False) is None  # fewer than K distinct correct
     assert decide(4, 32, 4, cfg, last=False) is None  # 0.125: 27% it ends below the band
     assert decide(5, 32, 5, cfg, last=False) == "enough"  # 7% below: inside at 80%
+    assert decide(4, 32, 4, cfg.model_copy(update={"enough_confidence": 0.7}),
+                  last=False) == "enough"  # 73% inside
     strict = cfg.model_copy(update={"enough_confidence": 0.95})
     assert decide(5, 32, 5, strict, last=False) is None
     wide = AdaptiveConfig(min_pass_rate=0.0, max_pass_rate=0.5, k=4)
