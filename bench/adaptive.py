@@ -52,17 +52,19 @@ def parse_config(text: str, base: dict) -> tuple[str, dict]:
 
 # --- replay ---------------------------------------------------------------------------------
 
-def load_full(store, run: str) -> dict[str, list[dict]]:
-    """prompt id -> the run's samples with their verdict (keep = verified correct)."""
+def load_full(store, run: str, n: int) -> dict[str, list[dict]]:
+    """prompt id -> the run's samples with their verdict (keep = verified correct), for the
+    prompts that hold all n (a run still being written has some that do not yet)."""
     samples = store.read("samples", run, columns=[
         "prompt_id", "sample_idx", "completion", "num_tokens"]).to_pylist()
     keep = {(r["prompt_id"], r["sample_idx"]): bool(r["keep"]) for r in store.read(
         "verdicts", run, columns=["prompt_id", "sample_idx", "keep"]).to_pylist()}
     out: dict[str, list[dict]] = {}
     for r in samples:
-        out.setdefault(r["prompt_id"], []).append(
-            {**r, "pos": r["sample_idx"], "keep": keep[r["prompt_id"], r["sample_idx"]]})
-    return out
+        if (r["prompt_id"], r["sample_idx"]) in keep:
+            out.setdefault(r["prompt_id"], []).append(
+                {**r, "pos": r["sample_idx"], "keep": keep[r["prompt_id"], r["sample_idx"]]})
+    return {pid: v for pid, v in out.items() if len(v) == n}
 
 
 def selected_k(read: list[dict], sel) -> int:
@@ -177,50 +179,16 @@ def noise_floor(full: dict[str, list[dict]], sel, draws: int, seed: int) -> dict
             "halves_agree_mean": round(sum(halves) / draws, 4)}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="models/smollm2")
-    ap.add_argument("--prompts", type=int, default=48)
-    ap.add_argument("--kinds", default=KINDS)
-    ap.add_argument("--n", type=int, default=64)
-    ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--min-pass-rate", type=float, default=0.1)
-    ap.add_argument("--max-pass-rate", type=float, default=0.9)
-    ap.add_argument("--k", type=int, default=4)
-    ap.add_argument("--work", help="the bench's store lives here (default: a new temp dir)")
-    ap.add_argument("--replay", type=int, default=0, metavar="P",
-                    help="replay each config over P orders of the full run's samples")
-    ap.add_argument("--real", nargs="*", default=[], metavar="CONFIG",
-                    help="configs to run for real: `default` or NAME='{json fields}'")
-    ap.add_argument("--configs", nargs="*", default=["default"], metavar="CONFIG",
-                    help="configs to replay: `default` or NAME='{json fields}'")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-
+def sample(store, cfg, sel, fcfg, band: dict, args) -> dict:
+    """The full run (resumed, or nothing to do) and each --real adaptive run, filtered and
+    selected: their tokens, selections and overlap."""
     from r1data.adaptive import AdaptiveConfig
-    from r1data.config import GenerateConfig
     from r1data.engines import make_engine
-    from r1data.filtering import FilterConfig, filter_run
+    from r1data.filtering import filter_run
     from r1data.generate import generate
-    from r1data.prompts import ingest_synth
-    from r1data.selection import SelectConfig, select
-    from r1data.store import Store
+    from r1data.selection import select
 
-    root = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-adaptive-"))
-    store = Store(root / "store")
-    kinds = args.kinds.split(",")
-    if not store.shards("prompts"):
-        ingest_synth(store, kinds, -(-args.prompts // len(kinds)), seed=0, level=1)
-    cfg = GenerateConfig(model=str(Path(args.model).resolve()), n=args.n,
-                         max_tokens=args.max_tokens)
-    sel = SelectConfig(k=args.k, min_pass_rate=args.min_pass_rate,
-                       max_pass_rate=args.max_pass_rate)
-    band = {"min_pass_rate": args.min_pass_rate, "max_pass_rate": args.max_pass_rate,
-            "k": args.k}
-    fcfg = FilterConfig(checks=["correct"], workers=1)
-    out: dict = {"prompts": args.prompts, "kinds": kinds, "n": args.n,
-                 "max_tokens": args.max_tokens, "band": [args.min_pass_rate,
-                                                         args.max_pass_rate], "k": args.k}
+    out: dict = {}
     full_done = (store.read_manifest("generate", "full") or {}).get("status") == "complete"
     engine = make_engine(cfg) if args.real or not full_done else None
     try:
@@ -251,10 +219,68 @@ def main() -> None:
     finally:
         if engine is not None:
             engine.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="models/smollm2")
+    ap.add_argument("--prompts", type=int, default=48)
+    ap.add_argument("--kinds", default=KINDS)
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--min-pass-rate", type=float, default=0.1)
+    ap.add_argument("--max-pass-rate", type=float, default=0.9)
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--work", help="the bench's store lives here (default: a new temp dir)")
+    ap.add_argument("--replay", type=int, default=0, metavar="P",
+                    help="replay each config over P orders of the full run's samples")
+    ap.add_argument("--real", nargs="*", default=[], metavar="CONFIG",
+                    help="configs to run for real: `default` or NAME='{json fields}'")
+    ap.add_argument("--configs", nargs="*", default=["default"], metavar="CONFIG",
+                    help="configs to replay: `default` or NAME='{json fields}'")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--replay-only", action="store_true",
+                    help="sample nothing: replay the prompts --work's full run holds in full")
+    ap.add_argument("--replay-from", nargs="*", default=[], metavar="WORK",
+                    help="more bench dirs (same teacher and settings) whose full run's other "
+                         "prompts join the replay")
+    args = ap.parse_args()
+
+    from r1data.adaptive import AdaptiveConfig
+    from r1data.config import GenerateConfig
+    from r1data.filtering import FilterConfig, filter_run
+    from r1data.prompts import ingest_synth
+    from r1data.selection import SelectConfig
+    from r1data.store import Store
+
+    root = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-adaptive-"))
+    store = Store(root / "store")
+    kinds = args.kinds.split(",")
+    if not store.shards("prompts"):
+        ingest_synth(store, kinds, -(-args.prompts // len(kinds)), seed=0, level=1)
+    cfg = GenerateConfig(model=str(Path(args.model).resolve()), n=args.n,
+                         max_tokens=args.max_tokens)
+    sel = SelectConfig(k=args.k, min_pass_rate=args.min_pass_rate,
+                       max_pass_rate=args.max_pass_rate)
+    band = {"min_pass_rate": args.min_pass_rate, "max_pass_rate": args.max_pass_rate,
+            "k": args.k}
+    fcfg = FilterConfig(checks=["correct"], workers=1)
+    out: dict = {"prompts": args.prompts, "kinds": kinds, "n": args.n,
+                 "max_tokens": args.max_tokens, "band": [args.min_pass_rate,
+                                                         args.max_pass_rate], "k": args.k}
+    if not args.replay_only:
+        out.update(sample(store, cfg, sel, fcfg, band, args))
     if args.replay:
-        full = load_full(store, "full")
-        check = {pid: selected_k(v, sel) for pid, v in full.items()}
-        assert {p: k for p, k in check.items() if k} == base, "replay's selection != select"
+        full: dict[str, list[dict]] = {}
+        for st in [store] + [Store(Path(w) / "store", create=False) for w in args.replay_from]:
+            filter_run(st, "full", fcfg, progress=False)  # the shards written since
+            full = load_full(st, "full", args.n) | full  # a prompt's first store wins
+        if not args.replay_only and not args.replay_from:
+            check = {p: k for p in full if (k := selected_k(full[p], sel))}
+            assert check == curated_counts(store, "cur-full"), "replay's selection != select"
+        out["replayed"] = {"prompts": len(full), "tokens": sum(
+            s["num_tokens"] for v in full.values() for s in v)}
         out["noise_floor"] = noise_floor(full, sel, args.replay, args.seed)
         out["replay"] = {}
         for text in args.configs:

@@ -56,17 +56,21 @@ def test_prediction_is_a_distribution_that_ends_in_the_count_read():
 
 
 def test_a_too_hard_stop_needs_min_samples_and_its_own_confidence():
-    cfg = AdaptiveConfig(**BAND)  # the defaults: 95% out of the band, 16 samples first
+    cfg = AdaptiveConfig(**BAND)  # the defaults: 97.5% out of the band, 16 samples first
     assert decide(0, 8, 0, cfg, last=False) is None  # 0/8 may still reach 7 of 64
-    assert decide(0, 16, 0, cfg, last=False) == "too_hard"
-    assert decide(1, 16, 1, cfg, last=False) is None
-    assert decide(1, 32, 1, cfg, last=False) == "too_hard"
-    assert decide(2, 32, 2, cfg, last=False) is None  # 2/32: full could well keep it
+    assert decide(0, 16, 0, cfg, last=False) is None  # 96% below: not enough to lose it
+    assert decide(0, 24, 0, cfg, last=False) == "too_hard"
+    assert decide(1, 32, 1, cfg, last=False) is None
+    assert decide(2, 48, 2, cfg, last=False) == "too_hard"
+    assert decide(3, 48, 3, cfg, last=False) is None  # 3/48: full could still keep it
+    at95 = cfg.model_copy(update={"confidence": 0.95})
+    assert decide(0, 16, 0, at95, last=False) == "too_hard"
+    assert decide(0, 16, 0, at95.model_copy(update={"min_samples": 17}), last=False) is None
     loose = cfg.model_copy(update={"min_samples": 8, "confidence": 0.8})
     assert decide(0, 8, 0, loose, last=False) == "too_hard"
     assert decide(0, 8, 0, loose.model_copy(update={"min_samples": 9}), last=False) is None
-    assert decide(16, 16, 16, cfg, last=False) == "too_easy"
-    assert decide(8, 8, 8, cfg, last=False) is None
+    assert decide(24, 24, 24, cfg, last=False) == "too_easy"
+    assert decide(16, 16, 16, cfg, last=False) is None
 
 
 def test_enough_needs_k_distinct_a_rate_in_the_band_and_its_looser_confidence():
