@@ -85,12 +85,14 @@ def selected_k(read: list[dict], sel) -> int:
 
 def replay_prompt(order: list[dict], acfg, n: int) -> tuple[list[dict], str]:
     """The samples an adaptive run reads of one prompt in this order, and why it stopped."""
-    from r1data.adaptive import decide
+    from r1data.adaptive import decide, distinct_kept
 
     for r in acfg.plan(n):
         read = order[:r]
-        correct = [s["completion"] for s in read if s["keep"]]
-        why = decide(len(correct), r, len(set(correct)), acfg, last=r >= n)
+        correct = [s for s in read if s["keep"]]
+        texts = [s["completion"] for s in sorted(correct, key=lambda s: (s["num_tokens"],
+                                                                          s["pos"]))]
+        why = decide(len(correct), r, distinct_kept(texts), acfg, last=r >= n)
         if why:
             return read, why
     raise AssertionError("the last round always decides")

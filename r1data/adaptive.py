@@ -157,11 +157,11 @@ class Verifier:
         self.seen: dict[tuple[str, int], tuple[bool | None, str]] = {}
 
     def stats(self, prompt_ids: set[str], timeout: float) -> dict[str, tuple[int, int, int]]:
-        """prompt id -> (samples, correct, distinct correct completions)."""
+        """prompt id -> (samples, correct, correct ones selection would keep: distinct_kept)."""
         from r1data.filters.verdicts import correct_batch, final_answers
 
         rows = [r for r in self.store.read("samples", self.run, columns=[
-            "prompt_id", "sample_idx", "completion", "final"]).to_pylist()
+            "prompt_id", "sample_idx", "completion", "final", "num_tokens"]).to_pylist()
             if r["prompt_id"] in prompt_ids]
         new = [r for r in rows if (r["prompt_id"], r["sample_idx"]) not in self.seen]
         if new:
@@ -175,13 +175,32 @@ class Verifier:
             for r, v in zip(new, verdicts, strict=True):
                 self.seen[(r["prompt_id"], r["sample_idx"])] = (v, r["completion"])
         out: dict[str, tuple[int, int, int]] = {}
-        distinct: dict[str, set[str]] = {}
+        correct: dict[str, list[tuple[int, int, str]]] = {}
         for r in rows:
             pid = r["prompt_id"]
             v, text = self.seen[(pid, r["sample_idx"])]
             n, c, _ = out.get(pid, (0, 0, 0))
             if v is True:
-                distinct.setdefault(pid, set()).add(text)
+                correct.setdefault(pid, []).append((r["num_tokens"], r["sample_idx"], text))
                 c += 1
-            out[pid] = (n + 1, c, len(distinct.get(pid, ())))
-        return out
+            out[pid] = (n + 1, c, 0)
+        return {pid: (n, c, distinct_kept([t for *_, t in sorted(correct.get(pid, []))]))
+                for pid, (n, c, _) in out.items()}
+
+
+def distinct_kept(texts: list[str], threshold: float = _SELECT["near_dup_threshold"]) -> int:
+    """How many of one prompt's correct completions (shortest first) selection would keep
+    with no limit on K: exact duplicates (up to whitespace) and near-duplicates of one kept
+    before are out. Counting them so, an "enough" stop holds K selection will really keep."""
+    from r1data.selection import _jaccard, _ngrams, _words, text_key
+
+    keys, kept = set(), []
+    for text in texts:
+        key = text_key(text)
+        if key in keys:
+            continue
+        keys.add(key)
+        grams = _ngrams(_words(text), 5)
+        if all(_jaccard(grams, g) < threshold for g in kept):
+            kept.append(grams)
+    return len(kept)

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from r1data import query
-from r1data.adaptive import AdaptiveConfig, beta_binomial, decide, predicted, wilson
+from r1data.adaptive import AdaptiveConfig, beta_binomial, decide, distinct_kept, predicted, wilson
 from r1data.config import GenerateConfig, field_defaults
 from r1data.errors import StoreError
 from r1data.selection import SelectConfig
@@ -93,6 +93,14 @@ def test_the_last_round_and_the_budget_decide_on_the_count():
     assert decide(10, 64, 3, cfg, last=True) == "budget"
     assert decide(1, 16, 1, cfg, last=False) is None
     assert decide(1, 16, 1, cfg, last=False, budget=16) == "too_hard"  # nothing more comes
+
+
+def test_distinct_counts_what_selection_would_keep():
+    words = " ".join(f"w{i}" for i in range(40))
+    near = words.replace("w39", "x39")  # one word of 40 differs: 5-gram Jaccard 0.95
+    assert distinct_kept([words, words + "  ", near, "so the answer is 7"]) == 2
+    assert distinct_kept([words, near], threshold=1.0) == 2  # only identical is a duplicate
+    assert distinct_kept([]) == 0
 
 
 def test_the_wilson_bound_keeps_the_old_rule():
