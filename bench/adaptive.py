@@ -36,9 +36,11 @@ def curated_counts(store, name: str) -> dict[str, int]:
     return dict(Counter(r["prompt_id"] for r in rows))
 
 
-def run_tokens(store, run: str) -> tuple[int, int]:
-    """(tokens, samples) of a run as stored: right on a rerun that sampled nothing new."""
-    rows = store.read("samples", run, columns=["num_tokens"]).column("num_tokens").to_pylist()
+def run_tokens(store, run: str, prompts: set[str] | None = None) -> tuple[int, int]:
+    """(tokens, samples) of a run as stored (of these prompts): right on a rerun that sampled
+    nothing new."""
+    rows = [r["num_tokens"] for r in store.read("samples", run, columns=[
+        "prompt_id", "num_tokens"]).to_pylist() if prompts is None or r["prompt_id"] in prompts]
     return sum(rows), len(rows)
 
 
@@ -204,16 +206,20 @@ def sample(store, cfg, sel, fcfg, band: dict, args) -> dict:
             name, fields = parse_config(text, band)
             acfg = AdaptiveConfig(**fields)
             run = f"adaptive-{name}"
-            generate(store, cfg, run, limit=args.prompts, engine=engine, progress=False,
-                     adaptive=acfg)
+            generate(store, cfg, run, limit=args.real_prompts or args.prompts, engine=engine,
+                     progress=False, adaptive=acfg)
             filter_run(store, run, fcfg, progress=False)
             select(store, run, f"cur-{run}", sel)
             got = curated_counts(store, f"cur-{run}")
+            ran = set(store.read_manifest("generate", run)["adaptive"]["decisions"])
+            base = {p: k for p, k in curated_counts(store, "cur-full").items() if p in ran}
+            tokens = run_tokens(store, "full", ran)[0]  # full's, on the same prompts
             same = set(got) & set(base)
             tok, smp = run_tokens(store, run)
             stopped = store.read_manifest("generate", run)["adaptive"]["stopped"]
             out[run] = {
                 "config": acfg.model_dump(exclude={"timeout"}),
+                "prompts": len(ran), "full_tokens": tokens, "full_selected": len(base),
                 "tokens": tok, "samples": smp, "token_share": round(tok / max(tokens, 1), 3),
                 "selected_prompts": len(got), "same_prompts": len(same),
                 "share_of_full_selected": round(len(same) / max(len(base), 1), 3),
@@ -239,6 +245,8 @@ def main() -> None:
                     help="replay each config over P orders of the full run's samples")
     ap.add_argument("--real", nargs="*", default=[], metavar="CONFIG",
                     help="configs to run for real: `default` or NAME='{json fields}'")
+    ap.add_argument("--real-prompts", type=int, metavar="N",
+                    help="the real adaptive runs take the first N prompts (default: all)")
     ap.add_argument("--configs", nargs="*", default=["default"], metavar="CONFIG",
                     help="configs to replay: `default` or NAME='{json fields}'")
     ap.add_argument("--seed", type=int, default=0)
