@@ -179,8 +179,8 @@ def generate(
              "selection band (or it has K distinct correct samples inside it).")] = False,
     rounds: Annotated[str | None, _given("--adaptive: cumulative samples per round.",
                                          ",".join(map(str, _AD["rounds"])))] = None,
-    confidence: Annotated[float | None, _given("--adaptive: one-sided confidence of the "
-                                               "pass-rate bounds.", _AD["confidence"])] = None,
+    confidence: Annotated[float | None, _given("--adaptive: confidence of a too-hard / "
+                                               "too-easy stop.", _AD["confidence"])] = None,
     min_pass_rate: Annotated[float | None, _given("--adaptive: selection band, low.",
                                                   _AD["min_pass_rate"])] = None,
     max_pass_rate: Annotated[float | None, _given("--adaptive: selection band, high.",

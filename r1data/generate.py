@@ -315,7 +315,7 @@ def sample_adaptive(store: Store, cfg: GenerateConfig, adaptive: AdaptiveConfig,
         stats = verifier.stats({p["prompt_id"] for p in open_}, adaptive.timeout)
         for p in open_:
             n, c, distinct = stats.get(p["prompt_id"], (0, 0, 0))
-            why = decide(c, n, distinct, adaptive, last=n >= cfg.n) if n else None
+            why = decide(c, n, distinct, adaptive, last=n >= cfg.n, budget=cfg.n) if n else None
             if why:
                 decisions[p["prompt_id"]] = {"stopped": why, "samples": n, "correct": c}
         open_ = [p for p in open_ if p["prompt_id"] not in decisions]
@@ -327,7 +327,7 @@ def sample_adaptive(store: Store, cfg: GenerateConfig, adaptive: AdaptiveConfig,
     stats = verifier.stats({p["prompt_id"] for p in prompts if p["prompt_id"] not in decisions},
                            adaptive.timeout)
     for pid, (n, c, distinct) in stats.items():
-        decisions[pid] = {"stopped": decide(c, n, distinct, adaptive, last=True),
+        decisions[pid] = {"stopped": decide(c, n, distinct, adaptive, last=True, budget=cfg.n),
                           "samples": n, "correct": c}
     counts = {s: 0 for s in STOPS}
     for d in decisions.values():
