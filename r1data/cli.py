@@ -187,6 +187,13 @@ def generate(
                                                   _AD["max_pass_rate"])] = None,
     k: Annotated[int | None, _given("--adaptive: samples selection keeps per prompt.",
                                     _AD["k"])] = None,
+    bound: Annotated[str | None, _given("--adaptive: predictive (Beta-binomial) or wilson.",
+                                        _AD["bound"])] = None,
+    enough_confidence: Annotated[float | None, _given(
+        "--adaptive: confidence of an 'enough' stop (K distinct correct, inside the band).",
+        _AD["enough_confidence"])] = None,
+    min_samples: Annotated[int | None, _given("--adaptive: samples before a too-hard / "
+                                              "too-easy stop.", _AD["min_samples"])] = None,
 ):
     """Sample N completions per prompt with the R1 defaults (n=64, T=0.6, top-p=0.95).
 
@@ -208,7 +215,8 @@ def generate(
 
         ad = load_config(AdaptiveConfig, None, rounds=parse_rounds(rounds) if rounds else None,
                          confidence=confidence, min_pass_rate=min_pass_rate,
-                         max_pass_rate=max_pass_rate, k=k)
+                         max_pass_rate=max_pass_rate, k=k, bound=bound,
+                         enough_confidence=enough_confidence, min_samples=min_samples)
     st = _store(store)
     rep = run_generate(st, cfg, run, where=where, sources=source, limit=limit, progress=progress,
                        adaptive=ad)

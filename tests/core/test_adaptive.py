@@ -32,6 +32,19 @@ def test_cli_refuses_bad_rounds_in_one_line(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "st" / "samples").exists()
 
 
+@pytest.mark.parametrize("flag,value,field", [("--bound", "bayes", "bound"),
+                                               ("--enough-confidence", "0.4", "enough_confidence"),
+                                               ("--min-samples", "0", "min_samples")])
+def test_cli_passes_the_stop_rule_flags_to_the_config(tmp_path, monkeypatch, capsys, flag, value,
+                                                      field):
+    from tests.core.test_cli import run_cli
+
+    code, _, err = run_cli(monkeypatch, capsys, "generate", "--store", tmp_path / "st",
+                           "--run", "a", "--model", "served-name", "--adaptive", flag, value)
+    assert code != 0 and f"'{field}'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "st" / "samples").exists()
+
+
 def test_wilson_bounds_hold_the_rate_and_narrow_with_samples():
     for c, n in [(0, 8), (3, 8), (8, 8), (12, 32)]:
         lo, hi = wilson(c, n, 0.95)
