@@ -22,25 +22,17 @@ def test_defaults_are_selections_band_and_k():
         AdaptiveConfig(rounds=[16, 8])
 
 
-def test_cli_refuses_bad_rounds_in_one_line(tmp_path, monkeypatch, capsys):
-    from tests.core.test_cli import run_cli
-
-    code, _, err = run_cli(monkeypatch, capsys, "generate", "--store", tmp_path / "st",
-                           "--run", "a", "--model", "served-name",  # no prepared folder needed
-                           "--adaptive", "--rounds", "16,8")
-    assert code != 0 and "'rounds'" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "st" / "samples").exists()
-
-
-@pytest.mark.parametrize("flag,value,field", [("--bound", "bayes", "bound"),
+@pytest.mark.parametrize("flag,value,field", [("--rounds", "16,8", "rounds"),
+                                               ("--bound", "bayes", "bound"),
                                                ("--enough-confidence", "0.4", "enough_confidence"),
                                                ("--min-samples", "0", "min_samples")])
-def test_cli_passes_the_stop_rule_flags_to_the_config(tmp_path, monkeypatch, capsys, flag, value,
+def test_cli_refuses_a_bad_stop_rule_flag_in_one_line(tmp_path, monkeypatch, capsys, flag, value,
                                                       field):
     from tests.core.test_cli import run_cli
 
     code, _, err = run_cli(monkeypatch, capsys, "generate", "--store", tmp_path / "st",
-                           "--run", "a", "--model", "served-name", "--adaptive", flag, value)
+                           "--run", "a", "--model", "served-name",  # no prepared folder needed
+                           "--adaptive", flag, value)
     assert code != 0 and f"'{field}'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "st" / "samples").exists()
 
