@@ -192,15 +192,6 @@ def distinct_kept(texts: list[str], threshold: float = _SELECT["near_dup_thresho
     """How many of one prompt's correct completions (shortest first) selection would keep
     with no limit on K: exact duplicates (up to whitespace) and near-duplicates of one kept
     before are out. Counting them so, an "enough" stop holds K selection will really keep."""
-    from r1data.selection import _jaccard, _ngrams, _words, text_key
+    from r1data.selection import dedup_counts
 
-    keys, kept = set(), []
-    for text in texts:
-        key = text_key(text)
-        if key in keys:
-            continue
-        keys.add(key)
-        grams = _ngrams(_words(text), 5)
-        if all(_jaccard(grams, g) < threshold for g in kept):
-            kept.append(grams)
-    return len(kept)
+    return dedup_counts(texts, threshold)[2]

@@ -157,9 +157,9 @@ _DIGITS = re.compile(r"\d+")
 
 def _masked_grams(text: str, n: int) -> set[tuple[str, ...]]:
     """Word n-grams with every number masked, so a shared template shows whatever its numbers."""
-    from r1data.selection import _ngrams, _words
+    from r1data.selection import ngrams, words
 
-    return _ngrams(_words(_DIGITS.sub(" 0 ", text)), n)
+    return ngrams(words(_DIGITS.sub(" 0 ", text)), n)
 
 
 def leaks(exam: list[str], training: list[str], *, n: int = 8, masked_n: int = 6) -> dict:

@@ -143,7 +143,7 @@ def distinctness(store: Store, run: str, threshold: float = 0.7) -> dict:
     that are near duplicates (5-gram Jaccard >= threshold) of an earlier one, and the share
     left distinct: a teacher whose samples repeat gives the student one example, many times."""
     from r1data import query
-    from r1data.selection import _jaccard, _ngrams, _words
+    from r1data.selection import dedup_counts
 
     rows = query.run(store, f"""
         SELECT s.prompt_id, s.completion FROM samples AS s
@@ -154,19 +154,9 @@ def distinctness(store: Store, run: str, threshold: float = 0.7) -> dict:
         per.setdefault(pid, []).append(" ".join(text.split()))
     prompts = []
     for pid, texts in per.items():
-        seen, kept, exact, near = set(), [], 0, 0
-        for t in texts:
-            if t in seen:
-                exact += 1
-                continue
-            seen.add(t)
-            grams = _ngrams(_words(t), 5)
-            if any(_jaccard(grams, g) >= threshold for g in kept):
-                near += 1
-                continue
-            kept.append(grams)
+        exact, near, distinct = dedup_counts(texts, threshold)
         prompts.append({"prompt_id": pid, "correct": len(texts), "exact_dup": exact,
-                        "near_dup": near, "distinct": len(kept)})
+                        "near_dup": near, "distinct": distinct})
     n = sum(p["correct"] for p in prompts)
 
     def share(key: str) -> float:

@@ -76,12 +76,18 @@ class SelectReport:
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens: what the n-gram tests (near duplicates, leaks) compare."""
     return _WORD.findall(text.lower())
 
 
-def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+def ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    """A text's word 5-grams, the unit near-duplicate removal compares by Jaccard."""
+    return ngrams(words(text), n)
 
 
 def _eval_texts(path: str) -> list[str]:
@@ -103,12 +109,32 @@ def contaminated(problems: dict[str, str], eval_files: list[str], n: int) -> set
         if not Path(f).exists():
             raise InputError("no such evaluation file", path=f)
         for t in _eval_texts(f):
-            grams |= _ngrams(_words(t), n)
-    return {pid for pid, text in problems.items() if _ngrams(_words(text), n) & grams}
+            grams |= ngrams(words(t), n)
+    return {pid for pid, text in problems.items() if ngrams(words(text), n) & grams}
 
 
-def _jaccard(a: set, b: set) -> float:
+def jaccard(a: set, b: set) -> float:
     return len(a & b) / max(1, len(a | b))
+
+
+def dedup_counts(texts: list[str], threshold: float) -> tuple[int, int, int]:
+    """(exact duplicates, near duplicates, distinct) of texts taken in order with no limit on K:
+    a text is an exact duplicate when it equals an earlier one up to whitespace, a near
+    duplicate when its shingles' Jaccard with a distinct one before reaches threshold. The
+    harvest's funnel and the adaptive "enough" stop count with this, as `keep` drops."""
+    keys, kept, exact, near = set(), [], 0, 0
+    for text in texts:
+        key = text_key(text)
+        if key in keys:
+            exact += 1
+            continue
+        keys.add(key)
+        grams = shingles(text)
+        if any(jaccard(grams, g) >= threshold for g in kept):
+            near += 1
+            continue
+        kept.append(grams)
+    return exact, near, len(kept)
 
 
 BATCH_CHARS = 4_000_000  # completion text read at a time (~150 R1 traces of 26k): bounds
@@ -206,17 +232,17 @@ def _keep(cands: list[_Cand], texts: dict[tuple, str], cfg: SelectConfig, rep: S
         pool.append(c)
     grams: dict[int, set] = {}  # shingles, made when first compared
 
-    def shingles(c: _Cand) -> set:
+    def grams_of(c: _Cand) -> set:
         if id(c) not in grams:
-            grams[id(c)] = _ngrams(_words(texts[c.shard, c.row]), 5)
+            grams[id(c)] = shingles(texts[c.shard, c.row])
         return grams[id(c)]
 
     kept: list[_Cand] = []
     while pool and len(kept) < cfg.k:
         if cfg.policy == "diverse" and kept:  # farthest from what is already kept
-            pool.sort(key=lambda c: max(_jaccard(shingles(c), shingles(k)) for k in kept))
+            pool.sort(key=lambda c: max(jaccard(grams_of(c), grams_of(k)) for k in kept))
         c = pool.pop(0)
-        if any(_jaccard(shingles(c), shingles(k)) >= cfg.near_dup_threshold for k in kept):
+        if any(jaccard(grams_of(c), grams_of(k)) >= cfg.near_dup_threshold for k in kept):
             rep.dropped_near_dup += 1
             continue
         kept.append(c)

@@ -22,6 +22,19 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vllm_engine(tiny_model):
+    """One real vLLM engine on the tiny model for every in-process test (each start costs
+    ~25 s of process spawns and imports on 2 cores). Sampling settings travel per call, so
+    only the model and max_model_len (512) are fixed here."""
+    from r1data.config import GenerateConfig
+    from r1data.engines import VllmEngine
+
+    eng = VllmEngine(GenerateConfig(model=str(tiny_model), max_tokens=12, max_model_len=512))
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="session")
 def sums_teacher(tmp_path_factory) -> tuple[Path, Path]:
     """A tiny base and its cold start on the first 80 single-digit sums (r1data.testing), 150
     SFT steps (~20 s on one core), after which it answers about half the held-out sums:

@@ -131,8 +131,7 @@ def test_samples_view_reads_shards_with_and_without_round(store):
 
 
 @pytest.mark.slow
-def test_adaptive_run_stops_early_dense_and_resumes(store, tiny_model):
-    from r1data.engines import VllmEngine
+def test_adaptive_run_stops_early_dense_and_resumes(store, tiny_model, vllm_engine):
     from r1data.generate import generate
     from r1data.prompts import ingest_synth
 
@@ -143,31 +142,28 @@ def test_adaptive_run_stops_early_dense_and_resumes(store, tiny_model):
     # with 90% (stop at 80%), and min_samples holds 0/4 back.
     ad = AdaptiveConfig(rounds=[4, 8, 16], min_pass_rate=0.1, max_pass_rate=0.9,
                         confidence=0.8, min_samples=8)
-    engine = VllmEngine(cfg)
-    try:
-        rep = generate(store, cfg, "ad", engine=engine, progress=False, adaptive=ad)
-        rows = store.read("samples", "ad").to_pylist()
-        assert rep.samples_written == len(rows) == 4 * 8  # stopped at 8 of 16
-        by_prompt: dict[str, list] = {}
-        for r in rows:
-            by_prompt.setdefault(r["prompt_id"], []).append((r["sample_idx"], r["round"]))
-        for got in by_prompt.values():
-            assert sorted(got) == [(i, 1 if i < 4 else 2) for i in range(8)]
-        man = store.read_manifest("generate", "ad")
-        assert {d["stopped"] for d in man["adaptive"]["decisions"].values()} == {"too_hard"}
-        assert man["adaptive"]["stopped"]["too_hard"] == 4 and man["status"] == "complete"
-        # a kill after round 2 lost a shard: the rerun redoes just those prompts' block
-        lost = store.shards("samples", "ad")[-1]
-        lost_rows = pq.read_metadata(lost).num_rows
-        lost.unlink()
-        again = generate(store, cfg, "ad", engine=engine, progress=False, adaptive=ad)
-        assert again.samples_written == lost_rows > 0
-        rows = store.read("samples", "ad", columns=["prompt_id", "sample_idx"]).to_pylist()
-        assert sorted((r["prompt_id"], r["sample_idx"]) for r in rows) == sorted(
-            (p, i) for p in by_prompt for i in range(8))
-        assert generate(store, cfg, "ad", engine=engine, progress=False,
-                        adaptive=ad).samples_written == 0
-        with pytest.raises(StoreError, match="adaptive"):
-            generate(store, cfg, "ad", engine=engine, progress=False)
-    finally:
-        engine.close()
+    rep = generate(store, cfg, "ad", engine=vllm_engine, progress=False, adaptive=ad)
+    rows = store.read("samples", "ad").to_pylist()
+    assert rep.samples_written == len(rows) == 4 * 8  # stopped at 8 of 16
+    by_prompt: dict[str, list] = {}
+    for r in rows:
+        by_prompt.setdefault(r["prompt_id"], []).append((r["sample_idx"], r["round"]))
+    for got in by_prompt.values():
+        assert sorted(got) == [(i, 1 if i < 4 else 2) for i in range(8)]
+    man = store.read_manifest("generate", "ad")
+    assert {d["stopped"] for d in man["adaptive"]["decisions"].values()} == {"too_hard"}
+    assert man["adaptive"]["stopped"]["too_hard"] == 4 and man["status"] == "complete"
+    # a kill after round 2 lost a shard: the rerun redoes just those prompts' block
+    lost = store.shards("samples", "ad")[-1]
+    lost_rows = pq.read_metadata(lost).num_rows
+    lost.unlink()
+    again = generate(store, cfg, "ad", engine=vllm_engine, progress=False, adaptive=ad)
+    assert again.samples_written == lost_rows > 0
+    rows = store.read("samples", "ad", columns=["prompt_id", "sample_idx"]).to_pylist()
+    assert sorted((r["prompt_id"], r["sample_idx"]) for r in rows) == sorted(
+        (p, i) for p in by_prompt for i in range(8))
+    assert generate(store, cfg, "ad", engine=vllm_engine, progress=False,
+                    adaptive=ad).samples_written == 0
+    with pytest.raises(StoreError, match="adaptive"):
+        generate(store, cfg, "ad", engine=vllm_engine, progress=False)
+

@@ -57,12 +57,19 @@ def test_two_writers_on_one_run_write_each_sample_once(store, tiny_model):
     assert store.read_manifest("generate", "w")["status"] == "complete"
 
 
-def test_sigkilled_generate_leaves_no_process_and_its_temp_dir_is_swept(store, tiny_model):
-    ingest_synth(store, ["arithmetic", "expression"], 20, 0, 1)
+def test_sigkilled_generate_leaves_no_process_sweeps_its_temp_dir_and_resumes_once(
+        store, tiny_model, vllm_engine):
+    """SIGKILL to the CLI alone mid-run, as the OOM killer or a user would send it: its engine
+    dies with it, the next start sweeps its private temp dir, and a rerun writes exactly the
+    missing samples (each (prompt, sample_idx) once)."""
+    from r1data.generate import generate
+    from tests.core.test_generate_vllm import cfg_for
+
+    ingest_synth(store, ["arithmetic", "expression"], 5, 0, 1)
     proc = subprocess.Popen(cli(store, tiny_model, "k", "--n", "64"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
-    while time.time() < deadline and not store.shards("samples", "k"):
+    while time.time() < deadline and len(store.shards("samples", "k")) < 2:
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         time.sleep(0.05)
     family = psutil.Process(proc.pid).children(recursive=True)
@@ -71,7 +78,7 @@ def test_sigkilled_generate_leaves_no_process_and_its_temp_dir_is_swept(store, t
     private = list(root.glob(f"vllm-{proc.pid}-*"))
     assert private, "the engine's private temp dir is named for its owner"
 
-    os.kill(proc.pid, signal.SIGKILL)  # the CLI alone, as the OOM killer or a user would
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 10
     while (alive := [p for p in family if living(p)]) and time.time() < deadline:
@@ -86,6 +93,16 @@ def test_sigkilled_generate_leaves_no_process_and_its_temp_dir_is_swept(store, t
         assert mine.exists(), "a live owner's dir is kept"
     finally:
         mine.rmdir()
+
+    done = len(store.shards("samples", "k"))
+    assert 2 <= done < 10, "kill landed after the run finished: nothing was interrupted"
+    assert store.read_manifest("generate", "k")["status"] == "running"
+    rep = generate(store, cfg_for(tiny_model, n=64, shard_prompts=1), "k", engine=vllm_engine,
+                   progress=False)
+    assert rep.prompts_done_before == done
+    got = keys(store, "k")
+    assert len(got) == 10 * 64 == len(set(got))
+    assert store.read_manifest("generate", "k")["status"] == "complete"
 
 
 def test_a_deep_cache_dir_gets_a_short_private_tmp(monkeypatch, tmp_path):
