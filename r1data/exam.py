@@ -221,6 +221,27 @@ def scores(store: Store, runs: list[str], resamples: int = 2000) -> dict[str, di
     return out
 
 
+def gain(store: Store, before: str, after: str, resamples: int = 2000) -> dict:
+    """pass@1 of run `after` minus run `before` on the same exam prompts, with a 95% paired
+    bootstrap interval (the per-prompt differences resampled): two models' intervals may
+    overlap while the gain's excludes 0, since both sat the same prompts."""
+    from r1data import query
+
+    rows = {r["run"]: r for r in query.run(store, query.report_sql("exam")).pl().to_dicts()
+            if r["family"] == "all" and r["run"] in (before, after)}
+    for run in (before, after):
+        if run not in rows:
+            raise InputError(f"run {run!r} has no exam verdicts", path=str(store.root))
+    a, b = rows[before], rows[after]
+    if a["prompts"] != b["prompts"]:
+        raise InputError(f"runs {before!r} and {after!r} sat different exams "
+                         f"({a['prompts']} and {b['prompts']} prompts)", path=str(store.root))
+    diffs = [y - x for x, y in zip(a["prompt_pass"], b["prompt_pass"], strict=True)]
+    return {"before": before, "after": after, "prompts": len(diffs),
+            "gain": round(b["pass_at_1"] - a["pass_at_1"], 4),
+            "ci95": bootstrap_ci(diffs, resamples)}
+
+
 def evaluate_exam(store: Store, model: str, label: str, cfg: ExamConfig | None = None, *,
                   engine=None, progress: bool = True) -> dict[str, dict]:
     """Sample the exam k times per prompt with and without the R1 suffix, verify, score, and

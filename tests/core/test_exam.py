@@ -17,6 +17,7 @@ from r1data.exam import (
     add_exam,
     bootstrap_ci,
     exam_rows,
+    gain,
     leaks,
     run_name,
     scores,
@@ -160,6 +161,33 @@ def test_scores_per_family_with_interval(store):
     assert "| m |" in table({"m": {run: got, run_name("m", False): got}})
     with pytest.raises(InputError, match="no exam verdicts"):
         scores(store, [run_name("other", True)])
+
+
+def test_gain_is_paired_over_the_same_prompts(store):
+    """A model right once more per prompt than another gains 0.5 on every prompt: the paired
+    interval is [0.5, 0.5] though the two models' own intervals touch."""
+    cfg = ExamConfig(per_family=2, families=["story", "verbal"])
+    add_exam(store, cfg)
+    gold = {r["prompt_id"]: r["answer"] for r in exam_rows(cfg)}
+    right = {p: f"<think>\nso {a}\n</think>\n\n\\boxed{{{a}}}" for p, a in gold.items()}
+    wrong = "<think>\nhm\n</think>\n\n\\boxed{1000}"
+    pids = sorted(gold)
+    before, after = run_name("a", True), run_name("b", True)
+    _write_exam_run(store, before, {p: [(right[p] if i % 2 else wrong, bool(i % 2)),
+                                        (wrong, False)] for i, p in enumerate(pids)})
+    _write_exam_run(store, after, {p: [(right[p] if i % 2 else wrong, bool(i % 2)),
+                                       (right[p], True)] for i, p in enumerate(pids)})
+    got = gain(store, before, after, resamples=500)
+    assert (got["prompts"], got["gain"], got["ci95"]) == (4, 0.5, (0.5, 0.5))
+    own = scores(store, [before, after], resamples=500)
+    assert own[before]["ci95"][1] >= own[after]["ci95"][0]  # the unpaired intervals touch
+    assert gain(store, after, before, resamples=500)["gain"] == -0.5
+    fewer = run_name("c", True)
+    _write_exam_run(store, fewer, {p: [(wrong, False)] * 2 for p in pids[:3]})
+    with pytest.raises(InputError, match="different exams"):
+        gain(store, before, fewer)
+    with pytest.raises(InputError, match="no exam verdicts"):
+        gain(store, before, run_name("other", True))
 
 
 def test_bootstrap_interval_narrows_with_more_prompts():
