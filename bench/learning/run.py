@@ -8,7 +8,9 @@ so a rerun resumes; `--steps` picks which to run (default: all, in order).
 
 Steps: base (exam of the base), harvest (cold-start rows), coldstart (SFT of the base on them
 -> the teacher), teacher (exam + distinctness of its correct samples on the curation prompts),
-student (curate the teacher's samples, SFT the base on them, exam).
+student (curate the teacher's samples, SFT the base on them, exam), rl (GRPO from the teacher on
+the recipe's RL prompts with the recipe's settings, the exam every --rl-exam-every steps, and
+each exam's paired gain over the teacher's).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import time
 from pathlib import Path
 
-STEPS = ("base", "harvest", "coldstart", "teacher", "student")
+STEPS = ("base", "harvest", "coldstart", "teacher", "student", "rl")
 
 
 def main() -> None:
@@ -39,6 +41,9 @@ def main() -> None:
     ap.add_argument("--student-name", default="student")  # its folder and exam label
     ap.add_argument("--plain-share", type=float, default=0.5)  # student rows without the suffix
     ap.add_argument("--curate-n", type=int, default=8)  # teacher samples per curation prompt
+    ap.add_argument("--rl-lr", type=float, default=5e-5)
+    ap.add_argument("--rl-steps", type=int, default=20)
+    ap.add_argument("--rl-exam-every", type=int, default=10)
     args = ap.parse_args()
 
     from r1data.exam import ExamConfig, evaluate_exam, table
@@ -102,8 +107,50 @@ def main() -> None:
         results[name] = evaluate_exam(store, str(work / name / "model"), name, exam,
                                       progress=False)
         record(args.student_name, {"exam": results[args.student_name]}, t)
+    if "rl" in steps:
+        t = time.perf_counter()
+        results |= rl(store, work, teacher, exam, args)
+        record("rl", {"exam": results}, t)
     if results:
         print(table(results))
+
+
+def rl(store, work: Path, teacher: Path, exam, args) -> dict:
+    """GRPO from the teacher with r1_recipe.yaml's rl settings (but lr and steps) on its RL
+    prompts (synthetic arithmetic, expression and word problems, seed 1: none of the exam's
+    families); each saved step sits the exam, and its paired gain over the teacher is logged."""
+    import yaml
+
+    from r1data.exam import evaluate_exam, gain, run_name
+    from r1data.export import export_prompts
+    from r1data.flows.keys import TASK_PROMPTS
+    from r1data.prompts import ingest_synth
+    from r1data.store import Store
+    from r1data.trainers.checkpoint import step_dir
+    from r1data.trainers.grpo import GRPOConfig, train_grpo
+
+    recipe = yaml.safe_load((Path(__file__).parents[2] / "flows/examples/r1_recipe.yaml")
+                            .read_text())
+    data, out = work / "rl-data", work / f"rl-lr{args.rl_lr:g}"
+    if not data.exists():  # a store of their own: the bench's holds other synthetic prompts
+        syn, prompts = recipe["prompts"]["synth"], Store(work / "rl-store")
+        ingest_synth(prompts, syn["kinds"], syn["n"], syn["seed"], syn["level"])
+        export_prompts(prompts, data, where=TASK_PROMPTS, test_size=0.1)
+    settings = {k: v for k, v in recipe["rl"].items() if k not in ("exam_every", "lr",
+                                                                    "max_steps")}
+    train_grpo(GRPOConfig(data=str(data), model=str(teacher), out=str(out), lr=args.rl_lr,
+                          max_steps=args.rl_steps, save_every=args.rl_exam_every,
+                          save_weights=True, **settings), progress=False)
+    results = {}
+    for step in range(args.rl_exam_every, args.rl_steps + 1, args.rl_exam_every):
+        label = f"rl-lr{args.rl_lr:g}-s{step}"
+        results[label] = evaluate_exam(store, str(step_dir(out, step) / "model"), label, exam,
+                                       progress=False)
+        for suffix in (True, False):
+            if store.read_manifest("eval", run_name("teacher", suffix)):  # (--steps teacher)
+                print(json.dumps(gain(store, run_name("teacher", suffix),
+                                      run_name(label, suffix))), flush=True)
+    return results
 
 
 def curate(store, teacher: Path, args) -> dict:
