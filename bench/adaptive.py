@@ -299,6 +299,8 @@ def main() -> None:
             out["replay"][name] = {
                 "same_samples": replay(full, acfg, sel, args.replay, args.seed, shuffled),
                 "fresh_draw": replay(full, acfg, sel, args.replay, args.seed, resampled)}
+    # vLLM logs to stdout too, so the report is also kept whole beside the store
+    (root / "result.json").write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))  # noqa: T201 - a bench reports on stdout
 
 
