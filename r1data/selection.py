@@ -121,7 +121,7 @@ def dedup_counts(texts: list[str], threshold: float) -> tuple[int, int, int]:
     """(exact duplicates, near duplicates, distinct) of texts taken in order with no limit on K:
     a text is an exact duplicate when it equals an earlier one up to whitespace, a near
     duplicate when its shingles' Jaccard with a distinct one before reaches threshold. The
-    harvest's funnel and the adaptive "enough" stop count with this, as `keep` drops."""
+    harvest's funnel and the adaptive "enough" stop count so, as `_keep` drops them."""
     keys, kept, exact, near = set(), [], 0, 0
     for text in texts:
         key = text_key(text)
