@@ -284,6 +284,8 @@ def main() -> None:
     if args.replay:
         full: dict[str, list[dict]] = {}
         for st in [store] + [Store(Path(w) / "store", create=False) for w in args.replay_from]:
+            if st.read_manifest("generate", "full") is None:  # --replay-only into a new --work
+                continue
             filter_run(st, "full", fcfg, progress=False)  # the shards written since
             full = load_full(st, "full", args.n) | full  # a prompt's first store wins
         if not args.replay_only and not args.replay_from:
